@@ -1,0 +1,344 @@
+//! The task manifest: what an operator grants a run, in TOML.
+//!
+//! Parsing here is strict (unknown keys are errors, so a typo never silently widens or drops a
+//! restriction). Whether a well-formed manifest asks for *more than its task needs* is decided
+//! by admission in `airlock-policy`.
+
+use crate::effect::Effect;
+use crate::host::{HostName, UrlError, WebUrl};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid TOML: {0}")]
+    Toml(String),
+    #[error("{field}: {source}")]
+    Url {
+        field: String,
+        #[source]
+        source: UrlError,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskManifest {
+    pub task: TaskSection,
+    pub scope: ScopeSection,
+    /// Host mapping, like curl's `--resolve`: `"ci.example" = "bundled-portal"` or `"127.0.0.1:8080"`.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, String>,
+    #[serde(default)]
+    pub effects: Vec<EffectRule>,
+    #[serde(default)]
+    pub budgets: Budgets,
+    #[serde(default)]
+    pub acceptance: Vec<Criterion>,
+    #[serde(default)]
+    pub browser: BrowserSection,
+    #[serde(default)]
+    pub portal: PortalSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSection {
+    pub name: String,
+    /// What the model is asked to achieve, in plain words.
+    pub goal: String,
+    pub start_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSection {
+    /// Hosts the run may reach, exactly (no wildcards, no IP literals).
+    pub domains: Vec<String>,
+}
+
+/// Effects allowed on a host's paths.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectRule {
+    pub host: String,
+    /// Path globs (`*` wildcard), e.g. `/incidents/INC-2048/*`.
+    #[serde(default = "all_paths")]
+    pub paths: Vec<String>,
+    pub allow: Vec<Effect>,
+}
+
+fn all_paths() -> Vec<String> {
+    vec!["/*".to_string()]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    #[serde(default = "default_max_steps")]
+    pub max_steps: u32,
+    #[serde(default = "default_wall_clock")]
+    pub wall_clock_secs: u64,
+    #[serde(default = "default_step_timeout")]
+    pub step_timeout_secs: u64,
+    /// Policy denials tolerated before the run is stopped.
+    #[serde(default = "default_max_denials")]
+    pub max_denials: u32,
+}
+
+fn default_max_steps() -> u32 {
+    50
+}
+fn default_wall_clock() -> u64 {
+    600
+}
+fn default_step_timeout() -> u64 {
+    20
+}
+fn default_max_denials() -> u32 {
+    5
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            max_steps: default_max_steps(),
+            wall_clock_secs: default_wall_clock(),
+            step_timeout_secs: default_step_timeout(),
+            max_denials: default_max_denials(),
+        }
+    }
+}
+
+/// One acceptance criterion, checked by the host after the model claims done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Criterion {
+    /// The final page URL matches a `*` glob.
+    UrlMatches { pattern: String },
+    /// An element with this accessible role and name is on the final page.
+    ElementPresent { role: String, name: String },
+    /// This text is visible on the final page.
+    TextPresent { text: String },
+    /// A JSON field (RFC 6901 pointer) of a system-of-record URL equals or contains a value.
+    RecordField {
+        url: String,
+        pointer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        equals: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contains: Option<String>,
+    },
+    /// These system-of-record URLs return the same JSON at the end as before the run started.
+    RecordsUnchanged { urls: Vec<String> },
+}
+
+/// Browser settings. A run always gets a fresh profile; asking for a reused one is refused.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserSection {
+    /// Present only so admission can refuse it with a reason instead of a parse error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+/// Options for the bundled portal when hosts map to `bundled-portal`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalSection {
+    /// How long the search page shows its spinner, in milliseconds.
+    #[serde(default = "default_spinner_ms")]
+    pub spinner_ms: u64,
+}
+
+fn default_spinner_ms() -> u64 {
+    1500
+}
+
+impl Default for PortalSection {
+    fn default() -> Self {
+        PortalSection {
+            spinner_ms: default_spinner_ms(),
+        }
+    }
+}
+
+/// The host-mapping value that means "the portal Airlock starts in-process".
+pub const BUNDLED_PORTAL: &str = "bundled-portal";
+
+impl TaskManifest {
+    /// Parses and structurally validates a manifest. Scope judgements are admission's job.
+    pub fn from_toml(text: &str) -> Result<Self, ManifestError> {
+        let m: TaskManifest =
+            toml::from_str(text).map_err(|e| ManifestError::Toml(e.to_string()))?;
+        m.check_structure()?;
+        Ok(m)
+    }
+
+    fn check_structure(&self) -> Result<(), ManifestError> {
+        if self.task.name.trim().is_empty() {
+            return Err(ManifestError::Invalid("task.name is empty".into()));
+        }
+        if self.task.goal.trim().is_empty() {
+            return Err(ManifestError::Invalid("task.goal is empty".into()));
+        }
+        WebUrl::parse(&self.task.start_url).map_err(|source| ManifestError::Url {
+            field: "task.start_url".into(),
+            source,
+        })?;
+        for (i, d) in self.scope.domains.iter().enumerate() {
+            HostName::parse(d).map_err(|source| ManifestError::Url {
+                field: format!("scope.domains[{i}]"),
+                source,
+            })?;
+        }
+        for (i, r) in self.effects.iter().enumerate() {
+            HostName::parse(&r.host).map_err(|source| ManifestError::Url {
+                field: format!("effects[{i}].host"),
+                source,
+            })?;
+            if r.allow.is_empty() {
+                return Err(ManifestError::Invalid(format!(
+                    "effects[{i}].allow is empty"
+                )));
+            }
+            for p in &r.paths {
+                if !p.starts_with('/') && p != "*" {
+                    return Err(ManifestError::Invalid(format!(
+                        "effects[{i}].paths: `{p}` must start with `/`"
+                    )));
+                }
+            }
+        }
+        for (host, target) in &self.hosts {
+            HostName::parse(host).map_err(|source| ManifestError::Url {
+                field: format!("hosts.`{host}`"),
+                source,
+            })?;
+            if target != BUNDLED_PORTAL && target.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ManifestError::Invalid(format!(
+                    "hosts.`{host}`: `{target}` must be `{BUNDLED_PORTAL}` or an address like `127.0.0.1:8080`"
+                )));
+            }
+        }
+        for (i, c) in self.acceptance.iter().enumerate() {
+            match c {
+                Criterion::RecordField {
+                    url,
+                    pointer,
+                    equals,
+                    contains,
+                } => {
+                    WebUrl::parse(url).map_err(|source| ManifestError::Url {
+                        field: format!("acceptance[{i}].url"),
+                        source,
+                    })?;
+                    if !pointer.is_empty() && !pointer.starts_with('/') {
+                        return Err(ManifestError::Invalid(format!(
+                            "acceptance[{i}].pointer: `{pointer}` is not a JSON pointer (it must start with `/`)"
+                        )));
+                    }
+                    if equals.is_none() == contains.is_none() {
+                        return Err(ManifestError::Invalid(format!(
+                            "acceptance[{i}]: give exactly one of `equals` or `contains`"
+                        )));
+                    }
+                }
+                Criterion::RecordsUnchanged { urls } => {
+                    if urls.is_empty() {
+                        return Err(ManifestError::Invalid(format!(
+                            "acceptance[{i}].urls is empty"
+                        )));
+                    }
+                    for u in urls {
+                        WebUrl::parse(u).map_err(|source| ManifestError::Url {
+                            field: format!("acceptance[{i}].urls"),
+                            source,
+                        })?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any host is served by the bundled portal.
+    pub fn uses_bundled_portal(&self) -> bool {
+        self.hosts.values().any(|v| v == BUNDLED_PORTAL)
+    }
+
+    /// Normalised allowed domains.
+    pub fn domains(&self) -> Vec<HostName> {
+        self.scope
+            .domains
+            .iter()
+            .filter_map(|d| HostName::parse(d).ok())
+            .collect()
+    }
+
+    /// Whether `effect` is declared for `url`'s host and path.
+    pub fn declares(&self, effect: Effect, url: &WebUrl) -> bool {
+        self.effects.iter().any(|r| {
+            HostName::parse(&r.host).is_ok_and(|h| h == url.host)
+                && r.allow.contains(&effect)
+                && r.paths.iter().any(|p| crate::glob::matches(p, &url.path))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[task]
+name = "t"
+goal = "read the run"
+start_url = "http://ci.example/"
+[scope]
+domains = ["ci.example"]
+[[effects]]
+host = "ci.example"
+allow = ["read"]
+[[acceptance]]
+kind = "text_present"
+text = "RUN-78432"
+"#;
+
+    #[test]
+    fn minimal_manifest_parses_with_defaults() {
+        let m = TaskManifest::from_toml(MINIMAL).unwrap();
+        assert_eq!(m.budgets.max_steps, 50);
+        assert_eq!(m.effects[0].paths, vec!["/*"]);
+        let u = WebUrl::parse("http://CI.example./runs").unwrap();
+        assert!(m.declares(Effect::Read, &u));
+        assert!(!m.declares(Effect::Submit, &u));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_not_ignored() {
+        let bad = MINIMAL.replace("[scope]", "[scope]\nallow_everything = true");
+        let err = TaskManifest::from_toml(&bad).unwrap_err().to_string();
+        assert!(err.contains("allow_everything"), "{err}");
+    }
+
+    #[test]
+    fn bad_urls_and_pointers_are_reported_with_their_field() {
+        let bad = MINIMAL.replace("http://ci.example/", "javascript:alert(1)");
+        let err = TaskManifest::from_toml(&bad).unwrap_err().to_string();
+        assert!(err.starts_with("task.start_url"), "{err}");
+        let bad = format!(
+            "{MINIMAL}\n[[acceptance]]\nkind = \"record_field\"\nurl = \"http://ci.example/x\"\npointer = \"notes\"\nequals = 1\n"
+        );
+        let err = TaskManifest::from_toml(&bad).unwrap_err().to_string();
+        assert!(err.contains("JSON pointer"), "{err}");
+    }
+}
