@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// The sandbox gathers these in an isolated JavaScript world so page scripts cannot lie about
 /// them; the gate decides on these facts, never on what the model said it was clicking.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ElementFacts {
     /// Stable ref (`e<backend node id>`) usable in later actions.
     pub node_ref: String,

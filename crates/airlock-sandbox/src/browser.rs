@@ -1,0 +1,863 @@
+//! One run's browser: launch, observe, ground targets, execute typed actions, tear down.
+
+use crate::cdp::{Cdp, CdpError, CdpEvent};
+use crate::js;
+use crate::keys::{key_events, modifier_bits};
+use crate::launch::{self, LaunchSpec, TeardownReport};
+use crate::proxy::{EgressPolicy, EgressProxy, EgressRecord};
+use crate::snapshot::{self, AxNode};
+use crate::{GroundingError, SandboxError};
+use airlock_core::coords::Viewport;
+use airlock_core::{Action, ElementFacts, MouseButton, Observation, Point, Target, TypedText, WaitCondition};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+
+/// How a run's browser is set up.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub run_id: String,
+    /// Chromium binary; found with [`launch::find_chromium`] when `None`.
+    pub chromium: Option<PathBuf>,
+    pub viewport: Viewport,
+    pub locale: String,
+    pub timezone: String,
+    /// Upper bound for any single browser operation and for settling after an action.
+    pub step_timeout: Duration,
+    pub egress: EgressPolicy,
+    pub scratch_root: PathBuf,
+}
+
+impl SandboxConfig {
+    pub fn new(run_id: &str, egress: EgressPolicy) -> Self {
+        SandboxConfig {
+            run_id: run_id.to_string(),
+            chromium: None,
+            viewport: Viewport::default(),
+            locale: "en-US".into(),
+            timezone: "UTC".into(),
+            step_timeout: Duration::from_secs(20),
+            egress,
+            scratch_root: std::env::temp_dir(),
+        }
+    }
+}
+
+/// A target resolved to one element, with the point a click would land on.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub facts: ElementFacts,
+    pub backend_id: i64,
+    pub point: Point,
+}
+
+/// Quiet period after the last DOM mutation before the page counts as settled.
+const QUIET_MS: f64 = 150.0;
+/// After an input event, how long navigation-start events may take to show up.
+const NAV_GRACE: Duration = Duration::from_millis(120);
+
+/// A live browser sandbox. Call [`BrowserSandbox::teardown`] to end it and get the evidence;
+/// dropping it kills everything too, but without a report.
+pub struct BrowserSandbox {
+    cdp: Cdp,
+    session: String,
+    frame_id: String,
+    world: Option<i64>,
+    child: Option<tokio::process::Child>,
+    pid: u32,
+    run_id: String,
+    run_dir: PathBuf,
+    _proxy: EgressProxy,
+    pub viewport: Viewport,
+    step_timeout: Duration,
+    mouse: Point,
+    dialog_task: tokio::task::JoinHandle<()>,
+}
+
+fn t(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+impl BrowserSandbox {
+    /// Starts the egress proxy and a fresh Chromium, attaches to its page and fixes the viewport,
+    /// locale and timezone. Egress records arrive on the returned receiver.
+    pub async fn launch(
+        cfg: SandboxConfig,
+    ) -> Result<(BrowserSandbox, mpsc::UnboundedReceiver<EgressRecord>), SandboxError> {
+        let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+        let proxy = EgressProxy::start(cfg.egress.clone(), rec_tx)
+            .await
+            .map_err(|e| SandboxError::Launch(format!("cannot start egress proxy: {e}")))?;
+        let chromium = cfg
+            .chromium
+            .clone()
+            .or_else(launch::find_chromium)
+            .ok_or_else(|| {
+                SandboxError::Launch(
+                    "chromium not found: install Debian's `chromium` package or set AIRLOCK_CHROMIUM"
+                        .into(),
+                )
+            })?;
+        let spec = LaunchSpec {
+            run_id: cfg.run_id.clone(),
+            chromium,
+            width: cfg.viewport.width,
+            height: cfg.viewport.height,
+            locale: cfg.locale.clone(),
+            timezone: cfg.timezone.clone(),
+            proxy: proxy.addr,
+            scratch_root: cfg.scratch_root.clone(),
+        };
+        let launched = launch::launch(&spec)?;
+        let cdp = Cdp::start(launched.stdout, launched.stdin);
+        let mut sb = BrowserSandbox {
+            cdp: cdp.clone(),
+            session: String::new(),
+            frame_id: String::new(),
+            world: None,
+            child: Some(launched.child),
+            pid: launched.pid,
+            run_id: cfg.run_id.clone(),
+            run_dir: launched.run_dir,
+            _proxy: proxy,
+            viewport: cfg.viewport,
+            step_timeout: cfg.step_timeout,
+            mouse: Point { x: 0.0, y: 0.0 },
+            dialog_task: tokio::spawn(async {}),
+        };
+        // From here on, a failure must still tear down what started: `Drop` does that.
+        sb.attach(&cfg).await?;
+        Ok((sb, rec_rx))
+    }
+
+    async fn attach(&mut self, cfg: &SandboxConfig) -> Result<(), SandboxError> {
+        self.cdp
+            .call(None, "Browser.getVersion", json!({}), t(20_000))
+            .await
+            .map_err(|e| SandboxError::Launch(format!("chromium did not answer on its pipe: {e}")))?;
+        let targets = self.browser("Target.getTargets", json!({})).await?;
+        let page = targets["targetInfos"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["type"] == "page"))
+            .and_then(|t| t["targetId"].as_str())
+            .map(str::to_string);
+        let target_id = match page {
+            Some(id) => id,
+            None => self
+                .browser("Target.createTarget", json!({"url": "about:blank"}))
+                .await?["targetId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let att = self
+            .browser(
+                "Target.attachToTarget",
+                json!({"targetId": target_id, "flatten": true}),
+            )
+            .await?;
+        self.session = att["sessionId"]
+            .as_str()
+            .ok_or_else(|| SandboxError::Launch("no cdp session for the page".into()))?
+            .to_string();
+        // Downloads are refused until the download boundary exists.
+        self.browser("Browser.setDownloadBehavior", json!({"behavior": "deny"}))
+            .await?;
+        for m in ["Page.enable", "DOM.enable", "Accessibility.enable"] {
+            self.page(m, json!({})).await?;
+        }
+        let vp = cfg.viewport;
+        self.page(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": vp.width, "height": vp.height, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await?;
+        self.page(
+            "Emulation.setTimezoneOverride",
+            json!({"timezoneId": cfg.timezone}),
+        )
+        .await?;
+        self.page("Emulation.setLocaleOverride", json!({"locale": cfg.locale}))
+            .await?;
+        let tree = self.page("Page.getFrameTree", json!({})).await?;
+        self.frame_id = tree["frameTree"]["frame"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // JavaScript dialogs (alert loops, beforeunload traps) are dismissed, never shown.
+        let cdp = self.cdp.clone();
+        let session = self.session.clone();
+        let mut events = self.cdp.events();
+        self.dialog_task = tokio::spawn(async move {
+            while let Ok(ev) = events.recv().await {
+                if ev.method == "Page.javascriptDialogOpening" {
+                    let _ = cdp
+                        .call(
+                            Some(&session),
+                            "Page.handleJavaScriptDialog",
+                            json!({"accept": false}),
+                            t(2000),
+                        )
+                        .await;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn browser(&self, method: &str, params: Value) -> Result<Value, SandboxError> {
+        Ok(self
+            .cdp
+            .call(None, method, params, self.step_timeout)
+            .await?)
+    }
+
+    async fn page(&self, method: &str, params: Value) -> Result<Value, SandboxError> {
+        Ok(self
+            .cdp
+            .call(Some(&self.session), method, params, self.step_timeout)
+            .await?)
+    }
+
+    /// Evaluates an expression in Airlock's isolated world, recreating it after navigations.
+    async fn eval_isolated(&mut self, expr: &str) -> Result<Value, SandboxError> {
+        for _ in 0..2 {
+            let ctx = self.world().await?;
+            match self
+                .page(
+                    "Runtime.evaluate",
+                    json!({"expression": expr, "contextId": ctx, "returnByValue": true}),
+                )
+                .await
+            {
+                Ok(v) => {
+                    if v.get("exceptionDetails").is_some() {
+                        return Err(SandboxError::Page("script error in isolated world".into()));
+                    }
+                    return Ok(v["result"]["value"].clone());
+                }
+                Err(SandboxError::Cdp(CdpError::Protocol { .. })) => self.world = None,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SandboxError::Page("page context unavailable".into()))
+    }
+
+    async fn world(&mut self) -> Result<i64, SandboxError> {
+        if let Some(w) = self.world {
+            return Ok(w);
+        }
+        let v = self
+            .page(
+                "Page.createIsolatedWorld",
+                json!({"frameId": self.frame_id, "worldName": "airlock", "grantUniveralAccess": false}),
+            )
+            .await?;
+        let id = v["executionContextId"]
+            .as_i64()
+            .ok_or_else(|| SandboxError::Page("no isolated world".into()))?;
+        self.world = Some(id);
+        Ok(id)
+    }
+
+    /// Current URL and title from the navigation history (no page script involved).
+    pub async fn location(&self) -> Result<(String, String), SandboxError> {
+        let h = self.page("Page.getNavigationHistory", json!({})).await?;
+        let idx = h["currentIndex"].as_u64().unwrap_or(0) as usize;
+        let entry = h["entries"].get(idx).cloned().unwrap_or(Value::Null);
+        Ok((
+            entry["url"].as_str().unwrap_or_default().to_string(),
+            entry["title"].as_str().unwrap_or_default().to_string(),
+        ))
+    }
+
+    async fn ax_nodes(&self) -> Result<Vec<AxNode>, SandboxError> {
+        let v = self.page("Accessibility.getFullAXTree", json!({})).await?;
+        Ok(snapshot::parse_ax_nodes(&v))
+    }
+
+    /// Screenshot, accessibility snapshot, URL, title and focus.
+    pub async fn observe(&mut self) -> Result<Observation, SandboxError> {
+        let shot = self
+            .page(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": false}),
+            )
+            .await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .map_err(|_| SandboxError::Page("screenshot was not base64".into()))?;
+        let nodes = self.ax_nodes().await?;
+        let snap = snapshot::render(&nodes);
+        let (url, title) = self.location().await?;
+        let focused = self.focused().await.ok().flatten();
+        Ok(Observation {
+            url,
+            title,
+            screenshot_png: png,
+            snapshot: snap.text,
+            focused,
+            refs: snap.refs,
+        })
+    }
+
+    /// Facts about the element that has keyboard focus, if any.
+    pub async fn focused(&mut self) -> Result<Option<ElementFacts>, SandboxError> {
+        let ctx = self.world().await?;
+        let doc = self
+            .page(
+                "Runtime.evaluate",
+                json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
+            )
+            .await;
+        let doc = match doc {
+            Ok(d) => d,
+            Err(_) => {
+                self.world = None;
+                return Ok(None);
+            }
+        };
+        let Some(doc_obj) = doc["result"]["objectId"].as_str() else {
+            return Ok(None);
+        };
+        let f = self
+            .page(
+                "Runtime.callFunctionOn",
+                json!({"functionDeclaration": js::FOCUSED, "objectId": doc_obj, "objectGroup": "airlock"}),
+            )
+            .await?;
+        let Some(obj) = f["result"]["objectId"].as_str().map(str::to_string) else {
+            return Ok(None);
+        };
+        let node = self.page("DOM.describeNode", json!({"objectId": obj})).await?;
+        let Some(backend) = node["node"]["backendNodeId"].as_i64() else {
+            return Ok(None);
+        };
+        let r = self.describe(backend).await?;
+        Ok(Some(r.0))
+    }
+
+    /// Resolves a target to exactly one element, or fails closed with the reason.
+    pub async fn resolve(&mut self, target: &Target, known_refs: &[String]) -> Result<Resolved, SandboxError> {
+        match target {
+            Target::Point(p) => {
+                if p.x < 0.0
+                    || p.y < 0.0
+                    || p.x >= f64::from(self.viewport.width)
+                    || p.y >= f64::from(self.viewport.height)
+                {
+                    return Err(GroundingError::OutsideViewport(*p).into());
+                }
+                let backend = self
+                    .hit_test(*p)
+                    .await?
+                    .ok_or(GroundingError::NothingAtPoint(*p))?;
+                let (facts, actionable) = self.describe(backend).await?;
+                Ok(Resolved {
+                    facts,
+                    backend_id: actionable,
+                    point: *p,
+                })
+            }
+            Target::Ref(r) => {
+                if !known_refs.iter().any(|k| k == r) {
+                    return Err(GroundingError::UnknownRef(r.clone()).into());
+                }
+                let backend = r
+                    .strip_prefix('e')
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| GroundingError::UnknownRef(r.clone()))?;
+                self.resolve_element(backend, target).await
+            }
+            Target::Role { role, name } => {
+                let nodes = self.ax_nodes().await?;
+                let found = snapshot::find_by_role(&nodes, role, name);
+                let backend = match found.as_slice() {
+                    [one] => one.backend_id.ok_or_else(|| GroundingError::NoMatch(target.to_string()))?,
+                    [] => return Err(GroundingError::NoMatch(target.to_string()).into()),
+                    many => {
+                        return Err(GroundingError::Ambiguous {
+                            target: target.to_string(),
+                            count: many.len(),
+                        }
+                        .into())
+                    }
+                };
+                self.resolve_element(backend, target).await
+            }
+            Target::Css(sel) => {
+                let expr = format!(
+                    "(() => {{ try {{ const l = document.querySelectorAll({}); return l.length === 1 ? l[0] : l.length; }} catch (e) {{ return -1; }} }})()",
+                    serde_json::to_string(sel).unwrap_or_default()
+                );
+                let ctx = self.world().await?;
+                let v = self
+                    .page(
+                        "Runtime.evaluate",
+                        json!({"expression": expr, "contextId": ctx, "objectGroup": "airlock"}),
+                    )
+                    .await?;
+                let res = &v["result"];
+                if let Some(obj) = res["objectId"].as_str() {
+                    let node = self.page("DOM.describeNode", json!({"objectId": obj})).await?;
+                    let backend = node["node"]["backendNodeId"]
+                        .as_i64()
+                        .ok_or_else(|| GroundingError::NoMatch(target.to_string()))?;
+                    self.resolve_element(backend, target).await
+                } else {
+                    match res["value"].as_i64() {
+                        Some(-1) => Err(GroundingError::BadSelector(sel.clone()).into()),
+                        Some(0) | None => Err(GroundingError::NoMatch(target.to_string()).into()),
+                        Some(n) => Err(GroundingError::Ambiguous {
+                            target: target.to_string(),
+                            count: n as usize,
+                        }
+                        .into()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// An element target: scroll it into view, find its centre, and check that a click there
+    /// would reach it (not an overlay on top of it).
+    async fn resolve_element(&mut self, backend: i64, target: &Target) -> Result<Resolved, SandboxError> {
+        let _ = self
+            .page("DOM.scrollIntoViewIfNeeded", json!({"backendNodeId": backend}))
+            .await;
+        let (facts, actionable) = self.describe(backend).await?;
+        let center = facts
+            .center
+            .ok_or_else(|| GroundingError::NotVisible(target.to_string()))?;
+        if center.x < 0.0
+            || center.y < 0.0
+            || center.x >= f64::from(self.viewport.width)
+            || center.y >= f64::from(self.viewport.height)
+        {
+            return Err(GroundingError::NotVisible(target.to_string()).into());
+        }
+        let hit = self.hit_test(center).await?;
+        let hit_actionable = match hit {
+            Some(h) => Some(self.actionable_of(h).await?),
+            None => None,
+        };
+        if hit_actionable != Some(actionable) {
+            let by = match hit {
+                Some(h) => self
+                    .describe(h)
+                    .await
+                    .map(|(f, _)| format!("{} '{}'", f.role, f.name))
+                    .unwrap_or_else(|_| "another element".into()),
+                None => "nothing".into(),
+            };
+            return Err(GroundingError::Obscured {
+                target: target.to_string(),
+                by,
+            }
+            .into());
+        }
+        Ok(Resolved {
+            facts,
+            backend_id: actionable,
+            point: center,
+        })
+    }
+
+    async fn hit_test(&self, p: Point) -> Result<Option<i64>, SandboxError> {
+        let r = self
+            .page(
+                "DOM.getNodeForLocation",
+                json!({"x": p.x.round() as i64, "y": p.y.round() as i64, "includeUserAgentShadowDOM": false, "ignorePointerEventsNone": false}),
+            )
+            .await;
+        match r {
+            Ok(v) => Ok(v["backendNodeId"].as_i64()),
+            Err(SandboxError::Cdp(CdpError::Protocol { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn object_for(&mut self, backend: i64) -> Result<String, SandboxError> {
+        let ctx = self.world().await?;
+        let r = self
+            .page(
+                "DOM.resolveNode",
+                json!({"backendNodeId": backend, "executionContextId": ctx, "objectGroup": "airlock"}),
+            )
+            .await;
+        let r = match r {
+            Ok(r) => r,
+            Err(_) => {
+                // The world may belong to a previous document; retry once with a fresh one.
+                self.world = None;
+                let ctx = self.world().await?;
+                self.page(
+                    "DOM.resolveNode",
+                    json!({"backendNodeId": backend, "executionContextId": ctx, "objectGroup": "airlock"}),
+                )
+                .await
+                .map_err(|_| GroundingError::Gone)?
+            }
+        };
+        r["object"]["objectId"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| GroundingError::Gone.into())
+    }
+
+    async fn actionable_of(&mut self, backend: i64) -> Result<i64, SandboxError> {
+        let obj = self.object_for(backend).await?;
+        let a = self
+            .page(
+                "Runtime.callFunctionOn",
+                json!({"functionDeclaration": js::ACTIONABLE, "objectId": obj, "objectGroup": "airlock"}),
+            )
+            .await?;
+        let Some(aobj) = a["result"]["objectId"].as_str() else {
+            return Ok(backend);
+        };
+        let node = self.page("DOM.describeNode", json!({"objectId": aobj})).await?;
+        Ok(node["node"]["backendNodeId"].as_i64().unwrap_or(backend))
+    }
+
+    /// Describes the actionable element for a node: (facts, actionable backend id).
+    async fn describe(&mut self, backend: i64) -> Result<(ElementFacts, i64), SandboxError> {
+        let actionable = self.actionable_of(backend).await?;
+        let obj = self.object_for(actionable).await?;
+        let d = self
+            .page(
+                "Runtime.callFunctionOn",
+                json!({"functionDeclaration": js::DESCRIBE, "objectId": obj, "returnByValue": true, "objectGroup": "airlock"}),
+            )
+            .await?;
+        let mut facts: ElementFacts = serde_json::from_value(d["result"]["value"].clone())
+            .map_err(|e| SandboxError::Page(format!("element description unreadable: {e}")))?;
+        let ax = self
+            .page(
+                "Accessibility.getPartialAXTree",
+                json!({"backendNodeId": actionable, "fetchRelatives": false}),
+            )
+            .await?;
+        let nodes = snapshot::parse_ax_nodes(&ax);
+        if let Some(n) = nodes
+            .iter()
+            .find(|n| n.backend_id == Some(actionable))
+            .or(nodes.first())
+        {
+            facts.role = n.role.clone();
+            facts.name = n.name.clone();
+        }
+        facts.node_ref = format!("e{actionable}");
+        let _ = self
+            .page("Runtime.releaseObjectGroup", json!({"objectGroup": "airlock"}))
+            .await;
+        Ok((facts, actionable))
+    }
+
+    /// Executes one action that the gate allowed. Returns a short note for the step record.
+    ///
+    /// For clicks the element under the point is checked again immediately before dispatch:
+    /// if it is no longer the element the decision was about, nothing is clicked.
+    pub async fn execute(&mut self, action: &Action, resolved: Option<&Resolved>) -> Result<String, SandboxError> {
+        let events = self.cdp.events();
+        let started = Instant::now();
+        let note = match action {
+            Action::Navigate { url } => {
+                let r = self.page("Page.navigate", json!({"url": url})).await?;
+                if let Some(err) = r["errorText"].as_str().filter(|e| !e.is_empty()) {
+                    return Err(SandboxError::Navigation(format!("{url}: {err}")));
+                }
+                format!("navigated to {url}")
+            }
+            Action::Click {
+                button,
+                count,
+                modifiers,
+                ..
+            } => {
+                let res = resolved.ok_or(GroundingError::Unresolved)?;
+                self.recheck(res).await?;
+                self.click(res.point, *button, *count, modifier_bits(modifiers))
+                    .await?;
+                format!("clicked {} '{}' at {}", res.facts.role, res.facts.name, res.point)
+            }
+            Action::Type { text, .. } => {
+                if let Some(res) = resolved {
+                    self.recheck(res).await?;
+                    self.click(res.point, MouseButton::Left, 1, 0).await?;
+                }
+                let TypedText::Literal(text) = text else {
+                    return Err(SandboxError::Unsupported(
+                        "secret placeholders are substituted by the secrets broker".into(),
+                    ));
+                };
+                let mut first = true;
+                for line in text.split('\n') {
+                    if !first {
+                        self.key(&airlock_core::KeyCombo::parse("Return").map_err(|e| SandboxError::Page(e.to_string()))?)
+                            .await?;
+                    }
+                    first = false;
+                    if !line.is_empty() {
+                        self.page("Input.insertText", json!({"text": line})).await?;
+                    }
+                }
+                format!("typed {} characters", text.chars().count())
+            }
+            Action::Key { combo, repeat } => {
+                for _ in 0..(*repeat).clamp(1, 100) {
+                    self.key(combo).await?;
+                }
+                format!("pressed {combo}")
+            }
+            Action::Scroll { at, dx, dy } => {
+                let p = at.unwrap_or(Point {
+                    x: f64::from(self.viewport.width) / 2.0,
+                    y: f64::from(self.viewport.height) / 2.0,
+                });
+                self.page(
+                    "Input.dispatchMouseEvent",
+                    json!({"type": "mouseWheel", "x": p.x, "y": p.y, "deltaX": dx, "deltaY": dy}),
+                )
+                .await?;
+                format!("scrolled by ({dx:.0}, {dy:.0})")
+            }
+            Action::MouseMove { to } => {
+                self.mouse_event("mouseMoved", *to, "none", 0, 0).await?;
+                format!("moved mouse to {to}")
+            }
+            Action::Drag { from, to } => {
+                self.mouse_event("mouseMoved", *from, "none", 0, 0).await?;
+                self.mouse_event("mousePressed", *from, "left", 1, 0).await?;
+                self.mouse_event("mouseMoved", *to, "left", 0, 0).await?;
+                self.mouse_event("mouseReleased", *to, "left", 1, 0).await?;
+                format!("dragged from {from} to {to}")
+            }
+            Action::Wait {
+                condition,
+                timeout_ms,
+            } => {
+                let limit = Duration::from_millis(*timeout_ms).min(self.step_timeout);
+                return if self.wait_for(condition, limit).await? {
+                    Ok(format!("{condition} after {} ms", started.elapsed().as_millis()))
+                } else {
+                    Ok(format!("{condition}: not met within {} ms", limit.as_millis()))
+                };
+            }
+            Action::Screenshot | Action::Done { .. } => return Ok("ok".into()),
+            Action::Back | Action::Forward => {
+                let h = self.page("Page.getNavigationHistory", json!({})).await?;
+                let idx = h["currentIndex"].as_i64().unwrap_or(0);
+                let want = if matches!(action, Action::Back) { idx - 1 } else { idx + 1 };
+                let entry = usize::try_from(want).ok().and_then(|i| h["entries"].get(i));
+                let Some(id) = entry.and_then(|e| e["id"].as_i64()) else {
+                    return Ok("no history entry".into());
+                };
+                self.page("Page.navigateToHistoryEntry", json!({"entryId": id}))
+                    .await?;
+                action.to_string()
+            }
+        };
+        let settle_note = self.settle(events, started).await?;
+        Ok(match settle_note {
+            Some(n) => format!("{note}; {n}"),
+            None => note,
+        })
+    }
+
+    async fn recheck(&mut self, res: &Resolved) -> Result<(), SandboxError> {
+        let now = self.hit_test(res.point).await?;
+        let now = match now {
+            Some(h) => Some(self.actionable_of(h).await?),
+            None => None,
+        };
+        if now != Some(res.backend_id) {
+            return Err(SandboxError::Drift(format!(
+                "the element at {} is no longer {} '{}'",
+                res.point, res.facts.role, res.facts.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn mouse_event(&mut self, kind: &str, p: Point, button: &str, clicks: u8, mods: i64) -> Result<(), SandboxError> {
+        self.page(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": p.x, "y": p.y, "button": button, "clickCount": clicks, "modifiers": mods}),
+        )
+        .await?;
+        self.mouse = p;
+        Ok(())
+    }
+
+    async fn click(&mut self, p: Point, button: MouseButton, count: u8, mods: i64) -> Result<(), SandboxError> {
+        let b = match button {
+            MouseButton::Left => "left",
+            MouseButton::Right => "right",
+            MouseButton::Middle => "middle",
+        };
+        self.mouse_event("mouseMoved", p, "none", 0, mods).await?;
+        for n in 1..=count.clamp(1, 3) {
+            self.mouse_event("mousePressed", p, b, n, mods).await?;
+            self.mouse_event("mouseReleased", p, b, n, mods).await?;
+        }
+        Ok(())
+    }
+
+    async fn key(&mut self, combo: &airlock_core::KeyCombo) -> Result<(), SandboxError> {
+        let (down, up) = key_events(combo);
+        self.page("Input.dispatchKeyEvent", down).await?;
+        self.page("Input.dispatchKeyEvent", up).await?;
+        Ok(())
+    }
+
+    /// Waits until the page settles after an action: no main-frame navigation in flight, the
+    /// document complete, no `aria-busy` element, and a quiet DOM. Bounded by the step timeout;
+    /// a page that never settles is reported, not waited on forever.
+    async fn settle(&mut self, mut events: broadcast::Receiver<CdpEvent>, started: Instant) -> Result<Option<String>, SandboxError> {
+        let deadline = started + self.step_timeout;
+        let mut loading = false;
+        loop {
+            loop {
+                match events.try_recv() {
+                    Ok(ev) => {
+                        if ev.session_id.as_deref() != Some(self.session.as_str()) {
+                            continue;
+                        }
+                        let main = ev.params["frameId"].as_str() == Some(self.frame_id.as_str())
+                            || ev.params["frame"]["id"].as_str() == Some(self.frame_id.as_str());
+                        match ev.method.as_str() {
+                            "Page.frameRequestedNavigation" | "Page.frameStartedLoading" if main => {
+                                loading = true
+                            }
+                            "Page.frameStoppedLoading" if main => loading = false,
+                            "Page.frameNavigated" if main => self.world = None,
+                            _ => {}
+                        }
+                    }
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+            if !loading && started.elapsed() >= NAV_GRACE {
+                if let Ok(state) = self.eval_isolated(js::SETTLE_STATE).await {
+                    let ready = state["ready"] == "complete";
+                    let busy = state["busy"].as_bool().unwrap_or(true);
+                    let quiet = state["quiet"].as_f64().unwrap_or(0.0);
+                    if ready && !busy && quiet >= QUIET_MS {
+                        return Ok(None);
+                    }
+                    if Instant::now() >= deadline {
+                        return Ok(Some(format!(
+                            "page not settled after {} ms ({})",
+                            self.step_timeout.as_millis(),
+                            if busy { "busy indicator still shown" } else { "still changing" }
+                        )));
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(Some(format!(
+                    "page still loading after {} ms",
+                    self.step_timeout.as_millis()
+                )));
+            }
+            tokio::time::sleep(t(40)).await;
+        }
+    }
+
+    /// Polls a condition until it holds or `limit` passes. Never a blind sleep.
+    pub async fn wait_for(&mut self, cond: &WaitCondition, limit: Duration) -> Result<bool, SandboxError> {
+        let started = Instant::now();
+        if matches!(cond, WaitCondition::Settled) {
+            let events = self.cdp.events();
+            let saved = self.step_timeout;
+            self.step_timeout = limit;
+            let r = self.settle(events, started).await;
+            self.step_timeout = saved;
+            return Ok(r?.is_none());
+        }
+        loop {
+            let ok = match cond {
+                WaitCondition::Settled => true,
+                WaitCondition::TextPresent { text } => {
+                    let expr = js::TEXT_PRESENT
+                        .replace("%TEXT%", &serde_json::to_string(text).unwrap_or_default());
+                    self.eval_isolated(&expr).await.ok() == Some(Value::Bool(true))
+                }
+                WaitCondition::ElementPresent { role, name } => {
+                    !snapshot::find_by_role(&self.ax_nodes().await?, role, name).is_empty()
+                }
+                WaitCondition::UrlMatches { pattern } => {
+                    airlock_core::glob::matches(pattern, &self.location().await?.0)
+                }
+            };
+            if ok {
+                return Ok(true);
+            }
+            if started.elapsed() >= limit {
+                return Ok(false);
+            }
+            tokio::time::sleep(t(100)).await;
+        }
+    }
+
+    /// Whether visible text is present now (for the verifier).
+    pub async fn text_present(&mut self, text: &str) -> Result<bool, SandboxError> {
+        self.wait_for(
+            &WaitCondition::TextPresent {
+                text: text.to_string(),
+            },
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// Number of elements with this role and name now (for the verifier).
+    pub async fn count_role(&self, role: &str, name: &str) -> Result<usize, SandboxError> {
+        Ok(snapshot::find_by_role(&self.ax_nodes().await?, role, name).len())
+    }
+
+    /// The browser's process id (for crash tests and process accounting).
+    pub fn browser_pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Ends the run's browser: closes it, kills every process of the run, deletes the run
+    /// directory, and reports what it found.
+    pub async fn teardown(mut self) -> TeardownReport {
+        let _ = self
+            .cdp
+            .call(None, "Browser.close", json!({}), t(1500))
+            .await;
+        self.dialog_task.abort();
+        let child = self.child.take();
+        match child {
+            Some(child) => launch::teardown(child, self.pid, &self.run_id, &self.run_dir).await,
+            None => TeardownReport {
+                browser_pid: self.pid,
+                processes_killed: vec![],
+                processes_remaining: vec![],
+                run_dir: self.run_dir.display().to_string(),
+                run_dir_removed: !self.run_dir.exists(),
+            },
+        }
+    }
+}
+
+impl Drop for BrowserSandbox {
+    fn drop(&mut self) {
+        self.dialog_task.abort();
+        if self.child.is_some() {
+            // Not torn down properly (an error path): kill synchronously, best effort.
+            for pid in launch::run_processes(self.pid, &self.run_id) {
+                if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
+    }
+}

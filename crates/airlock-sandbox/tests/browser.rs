@@ -1,0 +1,188 @@
+//! The sandbox against a real Chromium and purpose-built pages served on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use airlock_core::host::HostName;
+use airlock_core::{Action, Modifiers, MouseButton, Point, Target, TypedText};
+use airlock_sandbox::{BrowserSandbox, EgressPolicy, SandboxConfig, SandboxError};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A tiny HTTP/1.1 server: path → HTML. Enough to host fixture pages without a framework.
+async fn serve(pages: HashMap<&'static str, &'static str>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let pages = Arc::new(pages);
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let pages = pages.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let path = path.split('?').next().unwrap_or("/").to_string();
+                let (status, body) = match pages.get(path.as_str()) {
+                    Some(b) => ("200 OK", b.to_string()),
+                    None => ("404 Not Found", "<h1>not found</h1>".to_string()),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+fn policy(addr: SocketAddr) -> EgressPolicy {
+    let mut p = EgressPolicy::default();
+    let h = HostName::parse("app.example").unwrap();
+    p.allowed.insert(h.clone());
+    p.mapped.insert(h, addr);
+    p
+}
+
+async fn open(pages: HashMap<&'static str, &'static str>, name: &str) -> BrowserSandbox {
+    let addr = serve(pages).await;
+    let id = format!("{name}-{}", std::process::id());
+    let (sb, _rx) = BrowserSandbox::launch(SandboxConfig::new(&id, policy(addr)))
+        .await
+        .expect("launch");
+    sb
+}
+
+fn click(target: Target) -> Action {
+    Action::Click {
+        target,
+        button: MouseButton::Left,
+        count: 1,
+        modifiers: Modifiers::default(),
+    }
+}
+
+const FORM: &str = r#"<!doctype html><title>Form</title>
+<form method=post action="/save"><label for=n>Note</label><input id=n name=note value="hi">
+<input name=action value="clobber"><button type=submit style="position:absolute;left:100px;top:200px;width:200px;height:40px">Save</button></form>
+<button style="position:absolute;left:100px;top:300px">Twin</button><button style="position:absolute;left:400px;top:300px">Twin</button>
+<button id=cover style="position:absolute;left:100px;top:400px;width:200px;height:40px">Hidden target</button>
+<div style="position:absolute;left:90px;top:390px;width:300px;height:80px;background:red">overlay</div>"#;
+
+#[tokio::test]
+async fn observes_resolves_and_tears_down_cleanly() {
+    let mut sb = open(HashMap::from([("/", FORM)]), "observe").await;
+    let pid = sb.browser_pid();
+    sb.execute(&Action::Navigate { url: "http://app.example/".into() }, None)
+        .await
+        .unwrap();
+    let obs = sb.observe().await.unwrap();
+    assert_eq!(obs.url, "http://app.example/");
+    assert_eq!(obs.title, "Form");
+    assert!(obs.screenshot_png.starts_with(b"\x89PNG"));
+    assert!(obs.snapshot.contains("button \"Save\""), "{}", obs.snapshot);
+
+    // A point resolves to the element under it, with the form it would submit.
+    let r = sb
+        .resolve(&Target::Point(Point { x: 150.0, y: 220.0 }), &obs.refs)
+        .await
+        .unwrap();
+    assert_eq!(r.facts.role, "button");
+    assert_eq!(r.facts.name, "Save");
+    assert!(r.facts.is_submit);
+    let form = r.facts.form.clone().unwrap();
+    // `<input name=action>` cannot clobber where the form really posts.
+    assert_eq!(form.action, "http://app.example/save");
+    assert_eq!(form.method, "POST");
+    assert!(form.fields.contains(&("note".into(), "hi".into())));
+
+    // Role+name matching several elements fails closed.
+    let twin = Target::Role { role: "button".into(), name: "Twin".into() };
+    let err = sb.resolve(&twin, &obs.refs).await.unwrap_err();
+    assert!(err.to_string().contains("2 elements match"), "{err}");
+    // Zero matches fails closed too.
+    let none = Target::Role { role: "button".into(), name: "Launch".into() };
+    let err = sb.resolve(&none, &obs.refs).await.unwrap_err();
+    assert!(err.to_string().contains("no element matches"), "{err}");
+    // An element under an overlay is not clickable by role.
+    let hidden = Target::Role { role: "button".into(), name: "Hidden target".into() };
+    let err = sb.resolve(&hidden, &obs.refs).await.unwrap_err();
+    assert!(err.to_string().contains("covered by"), "{err}");
+    // A ref that was never observed is refused.
+    let err = sb.resolve(&Target::Ref("e999999".into()), &obs.refs).await.unwrap_err();
+    assert!(err.to_string().contains("not in the latest observation"), "{err}");
+
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
+    assert!(report.processes_killed.contains(&pid));
+    assert!(airlock_sandbox::launch::run_processes(pid, &format!("observe-{}", std::process::id())).is_empty());
+}
+
+const DRIFT: &str = r#"<!doctype html><title>Drift</title>
+<button id=a style="position:absolute;left:100px;top:100px;width:200px;height:40px" onclick="document.title='clicked A'">Safe</button>
+<script>setTimeout(() => { const b = document.createElement('button'); b.textContent = 'Delete everything';
+b.style = 'position:absolute;left:100px;top:100px;width:200px;height:40px'; b.onclick = () => document.title = 'DELETED';
+document.body.appendChild(b); }, 1500);</script>"#;
+
+#[tokio::test]
+async fn a_target_that_moves_before_dispatch_is_not_clicked() {
+    let mut sb = open(HashMap::from([("/", DRIFT)]), "drift").await;
+    sb.execute(&Action::Navigate { url: "http://app.example/".into() }, None)
+        .await
+        .unwrap();
+    let obs = sb.observe().await.unwrap();
+    let act = click(Target::Point(Point { x: 150.0, y: 120.0 }));
+    let r = sb.resolve(act.target().unwrap(), &obs.refs).await.unwrap();
+    assert_eq!(r.facts.name, "Safe");
+    // The page swaps the button after the decision.
+    tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+    let err = sb.execute(&act, Some(&r)).await.unwrap_err();
+    assert!(matches!(err, SandboxError::Drift(_)), "{err}");
+    let (_, title) = sb.location().await.unwrap();
+    assert_eq!(title, "Drift", "nothing may have been clicked");
+    assert!(sb.teardown().await.clean());
+}
+
+const TYPING: &str = r#"<!doctype html><title>T</title><textarea id=t aria-label="Body" style="position:absolute;left:10px;top:10px;width:400px;height:100px"></textarea>"#;
+
+#[tokio::test]
+async fn typing_goes_into_the_focused_field() {
+    let mut sb = open(HashMap::from([("/", TYPING)]), "typing").await;
+    sb.execute(&Action::Navigate { url: "http://app.example/".into() }, None)
+        .await
+        .unwrap();
+    let obs = sb.observe().await.unwrap();
+    let act = click(Target::Role { role: "textbox".into(), name: "Body".into() });
+    let r = sb.resolve(act.target().unwrap(), &obs.refs).await.unwrap();
+    sb.execute(&act, Some(&r)).await.unwrap();
+    let focused = sb.focused().await.unwrap().unwrap();
+    assert!(focused.editable && focused.multiline);
+    sb.execute(&Action::Type { target: None, text: TypedText::Literal("hello\nworld".into()) }, None)
+        .await
+        .unwrap();
+    let obs = sb.observe().await.unwrap();
+    assert!(obs.snapshot.contains("hello"), "{}", obs.snapshot);
+    assert!(sb.teardown().await.clean());
+}
+
+#[tokio::test]
+async fn requests_outside_the_policy_never_leave_and_are_recorded() {
+    let addr = serve(HashMap::from([("/", "<title>ok</title><img src='http://evil.example/pixel.png'>")])).await;
+    let id = format!("egress-{}", std::process::id());
+    let (mut sb, mut rx) = BrowserSandbox::launch(SandboxConfig::new(&id, policy(addr))).await.unwrap();
+    sb.execute(&Action::Navigate { url: "http://app.example/".into() }, None).await.unwrap();
+    let _ = sb.execute(&Action::Navigate { url: "http://127.0.0.1:9/".into() }, None).await;
+    assert!(sb.teardown().await.clean());
+    let mut records = Vec::new();
+    while let Ok(r) = rx.try_recv() {
+        records.push(r);
+    }
+    assert!(records.iter().any(|r| r.host == "app.example" && r.allowed));
+    let evil = records.iter().find(|r| r.host == "evil.example").expect("evil request recorded");
+    assert!(!evil.allowed);
+    assert!(records.iter().all(|r| r.host != "127.0.0.1" || !r.allowed));
+}
