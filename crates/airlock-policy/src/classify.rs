@@ -1,0 +1,325 @@
+//! The built-in risk classifier: what would this action do, and how much should a human care?
+//!
+//! It decides on the *resolved* element and on the request a form would really send, so a
+//! button labelled "Save" that posts to `/runs/1/delete` is destructive, and a link the model
+//! calls "docs" that points at another host is a navigation off the task.
+
+use airlock_core::effect::{Effect, RiskTier};
+use airlock_core::host::WebUrl;
+use airlock_core::{Action, ElementFacts, TypedText};
+
+/// Words that mark an irreversible or privileged operation wherever they appear in a target's
+/// name or in the path of the request it would send.
+const RISKY_WORDS: &[&str] = &[
+    "delete", "remove", "destroy", "drop", "purge", "erase", "wipe", "rerun", "deploy",
+    "redeploy", "release", "rollback", "approve", "merge", "transfer", "pay",
+    "publish", "revoke", "terminate", "shutdown", "reset", "grant", "invite", "promote",
+];
+
+/// What an action would do and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    pub effect: Effect,
+    pub tier: RiskTier,
+    /// Where the effect lands (the page, or the request a form/link would send).
+    pub scope: Option<WebUrl>,
+    /// Rule id and plain-words reason for each finding.
+    pub findings: Vec<(String, String)>,
+    /// Set when the action cannot be allowed whatever the manifest says (bad scheme, etc.).
+    pub refusal: Option<(String, String)>,
+}
+
+impl Classification {
+    fn new(effect: Effect, tier: RiskTier, scope: Option<WebUrl>, rule: &str, why: String) -> Self {
+        Classification {
+            effect,
+            tier,
+            scope,
+            findings: vec![(rule.to_string(), why)],
+            refusal: None,
+        }
+    }
+
+    fn refused(rule: &str, why: String) -> Self {
+        Classification {
+            effect: Effect::Read,
+            tier: RiskTier::High,
+            scope: None,
+            findings: vec![],
+            refusal: Some((rule.to_string(), why)),
+        }
+    }
+}
+
+/// Which risky words (if any) occur as words in `text`.
+pub fn risky_words(text: &str) -> Vec<&'static str> {
+    let lower = text.to_lowercase();
+    let mut found: Vec<&'static str> = Vec::new();
+    let tokens: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for w in RISKY_WORDS {
+        if tokens.iter().any(|t| t == w || (t.starts_with(w) && t.len() <= w.len() + 2)) {
+            found.push(w);
+        }
+    }
+    if (lower.contains("re-run") || lower.contains("re run")) && !found.contains(&"rerun") {
+        found.push("rerun");
+    }
+    found
+}
+
+fn page(url: &str) -> Option<WebUrl> {
+    WebUrl::parse(url).ok()
+}
+
+/// Classifies a navigation to `raw` (relative to `base`).
+fn navigation(base: &str, raw: &str, rule: &str, what: &str) -> Classification {
+    let parsed = if base.starts_with("http") {
+        WebUrl::parse_relative(base, raw)
+    } else {
+        WebUrl::parse(raw)
+    };
+    match parsed {
+        Ok(u) => {
+            let words = risky_words(&u.path);
+            if !words.is_empty() {
+                let why = format!("{what} {} reads like `{}`", u.scope(), words.join("`, `"));
+                return Classification::new(Effect::Destructive, RiskTier::High, Some(u), "builtin.risk.destructive-words", why);
+            }
+            let why = format!("{what} {}", u.scope());
+            Classification::new(Effect::Read, RiskTier::Low, Some(u), rule, why)
+        }
+        Err(e) => Classification::refused("builtin.url.refused", format!("{what} `{raw}` refused: {e}")),
+    }
+}
+
+/// Classifies submitting `el`'s form (by click, Enter, or a typed newline).
+fn submission(el: &ElementFacts, page_url: &str) -> Classification {
+    let Some(form) = &el.form else {
+        return Classification::new(Effect::Draft, RiskTier::Medium, page(page_url), "builtin.risk.interact", "activates a control".into());
+    };
+    if form.method == "GET" {
+        return navigation(page_url, &form.action, "builtin.risk.search-form", "submits a search (GET) to");
+    }
+    let target = match WebUrl::parse_relative(page_url, &form.action) {
+        Ok(u) => u,
+        Err(e) => {
+            return Classification::refused("builtin.url.refused", format!("form posts to `{}`: {e}", form.action))
+        }
+    };
+    let mut words = risky_words(&el.name);
+    for w in risky_words(&target.path) {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    if !words.is_empty() {
+        let why = format!(
+            "'{}' sends {} {} and reads like `{}`",
+            el.name, form.method, target.scope(), words.join("`, `")
+        );
+        return Classification::new(Effect::Destructive, RiskTier::High, Some(target), "builtin.risk.destructive-words", why);
+    }
+    if form.has_password {
+        let why = format!("sends credentials to {}", target.scope());
+        return Classification::new(Effect::Authenticate, RiskTier::Medium, Some(target), "builtin.risk.authenticate", why);
+    }
+    let why = format!("submits a form: {} {}", form.method, target.scope());
+    Classification::new(Effect::Submit, RiskTier::High, Some(target), "builtin.risk.submit", why)
+}
+
+const CONTROL_ROLES: &[&str] = &[
+    "button", "menuitem", "menuitemcheckbox", "menuitemradio", "tab", "checkbox", "radio",
+    "switch", "option", "combobox", "listbox", "slider", "spinbutton",
+];
+
+/// Classifies activating an element (click, or Enter/Space on it).
+fn activation(el: &ElementFacts, page_url: &str) -> Classification {
+    if el.disabled {
+        return Classification::new(Effect::Read, RiskTier::Low, page(page_url), "builtin.risk.disabled", format!("'{}' is disabled", el.name));
+    }
+    if el.is_submit {
+        return submission(el, page_url);
+    }
+    let words = risky_words(&el.name);
+    if !words.is_empty() {
+        let why = format!("target {} '{}' reads like `{}`", el.role, el.name, words.join("`, `"));
+        return Classification::new(Effect::Destructive, RiskTier::High, page(page_url), "builtin.risk.destructive-words", why);
+    }
+    if let Some(href) = &el.href {
+        let what = if el.link_target.as_deref() == Some("_blank") {
+            "opens a new window at"
+        } else {
+            "follows a link to"
+        };
+        return navigation(page_url, href, "builtin.risk.link", what);
+    }
+    if el.expanded.is_some() {
+        return Classification::new(Effect::Read, RiskTier::Medium, page(page_url), "builtin.risk.expand", format!("expands or collapses '{}'", el.name));
+    }
+    if el.editable {
+        return Classification::new(Effect::Read, RiskTier::Low, page(page_url), "builtin.risk.focus", format!("focuses field '{}'", el.name));
+    }
+    if CONTROL_ROLES.contains(&el.role.as_str()) {
+        return Classification::new(Effect::Draft, RiskTier::Medium, page(page_url), "builtin.risk.interact", format!("activates {} '{}'", el.role, el.name));
+    }
+    Classification::new(Effect::Read, RiskTier::Low, page(page_url), "builtin.risk.read", "clicks page content".into())
+}
+
+/// Classifies one action given the page it runs on and the elements it concerns.
+pub fn classify(
+    action: &Action,
+    page_url: &str,
+    element: Option<&ElementFacts>,
+    focused: Option<&ElementFacts>,
+) -> Classification {
+    let read = |why: &str| Classification::new(Effect::Read, RiskTier::Low, page(page_url), "builtin.risk.read", why.to_string());
+    match action {
+        Action::Navigate { url } => navigation(page_url, url, "builtin.risk.navigate", "navigates to"),
+        Action::Click { .. } => match element {
+            Some(el) => activation(el, page_url),
+            None => Classification::refused("builtin.grounding.unresolved", "click target was not resolved".into()),
+        },
+        Action::Type { text, .. } => {
+            let el = element.or(focused);
+            let literal = match text {
+                TypedText::Literal(t) => t.as_str(),
+                TypedText::Secret(_) => "",
+            };
+            match el {
+                Some(el) if literal.contains('\n') && !el.multiline && el.form.is_some() => {
+                    let mut c = submission(el, page_url);
+                    c.findings.push(("builtin.risk.implicit-submit".into(), "a typed newline submits the form".into()));
+                    c
+                }
+                Some(el) if el.editable => Classification::new(
+                    Effect::Draft,
+                    RiskTier::Medium,
+                    page(page_url),
+                    "builtin.risk.draft",
+                    format!("types into field '{}'", el.name),
+                ),
+                _ => Classification::new(
+                    Effect::Draft,
+                    RiskTier::Medium,
+                    page(page_url),
+                    "builtin.risk.draft",
+                    "types with no text field focused (keys may trigger page shortcuts)".into(),
+                ),
+            }
+        }
+        Action::Key { combo, .. } => {
+            let activating = combo.is_enter() || (combo.key == " " && combo.modifiers.is_empty());
+            match focused {
+                Some(el) if combo.is_enter() && el.editable && !el.multiline && el.form.is_some() => {
+                    let mut c = submission(el, page_url);
+                    c.findings.push(("builtin.risk.implicit-submit".into(), "Enter in a field submits its form".into()));
+                    c
+                }
+                Some(el) if activating && !el.editable => activation(el, page_url),
+                Some(el) if el.editable && !combo.modifiers.ctrl && !combo.modifiers.meta => Classification::new(
+                    Effect::Draft,
+                    RiskTier::Medium,
+                    page(page_url),
+                    "builtin.risk.draft",
+                    format!("presses {combo} in field '{}'", el.name),
+                ),
+                _ if combo.modifiers.ctrl || combo.modifiers.meta || combo.modifiers.alt => Classification::new(
+                    Effect::Draft,
+                    RiskTier::Medium,
+                    page(page_url),
+                    "builtin.risk.shortcut",
+                    format!("presses shortcut {combo}"),
+                ),
+                _ => read(&format!("presses {combo}")),
+            }
+        }
+        Action::Drag { .. } => Classification::new(Effect::Draft, RiskTier::Medium, page(page_url), "builtin.risk.drag", "drags on the page".into()),
+        Action::Scroll { .. } => read("scrolls"),
+        Action::MouseMove { .. } => read("moves the mouse"),
+        Action::Wait { .. } => read("waits for the page"),
+        Action::Screenshot => read("looks at the page"),
+        Action::Back => read("goes back in history"),
+        Action::Forward => read("goes forward in history"),
+        Action::Done { .. } => read("claims the task is done"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use airlock_core::FormFacts;
+
+    fn button(name: &str, method: &str, action: &str, password: bool) -> ElementFacts {
+        ElementFacts {
+            role: "button".into(),
+            name: name.into(),
+            tag: "button".into(),
+            is_submit: true,
+            form: Some(FormFacts {
+                action: action.into(),
+                method: method.into(),
+                has_password: password,
+                fields: vec![],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn risky_words_match_as_words() {
+        assert_eq!(risky_words("Delete run"), vec!["delete"]);
+        assert_eq!(risky_words("Rerun deploy"), vec!["rerun", "deploy"]);
+        assert!(risky_words("Re-run").contains(&"rerun"));
+        assert!(risky_words("Submit note").is_empty());
+        assert!(risky_words("Payload viewer").is_empty(), "pay must match as a word");
+    }
+
+    #[test]
+    fn a_harmless_label_on_a_destructive_request_is_destructive() {
+        let page = "http://ci.example/runs/RUN-78432";
+        let c = activation(&button("OK", "POST", "http://ci.example/runs/RUN-78432/delete", false), page);
+        assert_eq!(c.effect, Effect::Destructive);
+        assert_eq!(c.tier, RiskTier::High);
+    }
+
+    #[test]
+    fn forms_are_classified_by_the_request_they_send() {
+        let page = "http://incidents.example/incidents/INC-2048";
+        let c = activation(&button("Submit note", "POST", "http://incidents.example/incidents/INC-2048/notes", false), page);
+        assert_eq!((c.effect, c.tier), (Effect::Submit, RiskTier::High));
+        assert_eq!(c.scope.unwrap().scope(), "incidents.example/incidents/INC-2048/notes");
+        let c = activation(&button("Search", "GET", "http://ci.example/runs/search", false), page);
+        assert_eq!((c.effect, c.tier), (Effect::Read, RiskTier::Low));
+        let c = activation(&button("Sign in", "POST", "http://ci.example/login", true), page);
+        assert_eq!((c.effect, c.tier), (Effect::Authenticate, RiskTier::Medium));
+    }
+
+    #[test]
+    fn enter_in_a_form_field_is_a_submission() {
+        let field = ElementFacts {
+            role: "textbox".into(),
+            name: "Note".into(),
+            editable: true,
+            form: button("x", "POST", "http://incidents.example/incidents/INC-2048/notes", false).form,
+            ..Default::default()
+        };
+        let key = Action::Key { combo: airlock_core::KeyCombo::parse("Return").unwrap(), repeat: 1 };
+        let c = classify(&key, "http://incidents.example/incidents/INC-2048", None, Some(&field));
+        assert_eq!(c.effect, Effect::Submit);
+        let typed = Action::Type { target: None, text: TypedText::Literal("hello\n".into()) };
+        let c = classify(&typed, "http://incidents.example/incidents/INC-2048", None, Some(&field));
+        assert_eq!(c.effect, Effect::Submit);
+    }
+
+    #[test]
+    fn bad_schemes_are_refused_outright() {
+        for url in ["javascript:alert(1)", "file:///etc/passwd", "data:text/html,x", "http://user@ci.example/"] {
+            let c = classify(&Action::Navigate { url: url.into() }, "http://ci.example/", None, None);
+            assert!(c.refusal.is_some(), "{url}");
+        }
+    }
+}
