@@ -1,1 +1,407 @@
-fn main() {}
+//! `airlock`: the command line. Argument parsing and wiring only; the logic lives in the
+//! library crates so tests can call it without spawning processes.
+
+use airlock_audit::{AuditStore, SqliteStore};
+use airlock_core::host::HostName;
+use airlock_core::manifest::{TaskManifest, BUNDLED_PORTAL};
+use airlock_engine::approval::ApprovalMode;
+use airlock_engine::{Engine, Outcome, Reporter, RunSpec};
+use airlock_providers::ScriptedProvider;
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Documented exit codes (also in the README).
+mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_VERIFIED: u8 = 3;
+    pub const APPROVAL_DENIED: u8 = 4;
+    pub const BUDGET: u8 = 5;
+    pub const MODEL: u8 = 6;
+    pub const SANDBOX: u8 = 7;
+    pub const AUDIT_BROKEN: u8 = 8;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "airlock",
+    version,
+    about = "A host for computer-use agents: the model proposes, the host disposes.",
+    long_about = "Airlock runs a model's proposed clicks, keystrokes and navigations in a disposable \
+Chromium, gating every action against the task manifest, pausing risky steps for a human, \
+recording a tamper-evident audit before anything executes, and verifying the result itself.",
+    after_help = "Exit codes: 0 verified success, 1 error, 2 usage or manifest refused, 3 not verified, \
+4 approval denied, 5 budget exhausted, 6 model/transcript error, 7 sandbox error, 8 audit chain broken."
+)]
+struct Cli {
+    /// State directory (SQLite audit `airlock.db` and `blobs/`).
+    #[arg(long, global = true, env = "AIRLOCK_HOME", default_value = ".airlock")]
+    home: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a task manifest with a model, gating and recording every action.
+    Run(RunArgs),
+    /// Inspect and verify the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Serve the bundled CI dashboard and incident tracker on loopback.
+    Portal(PortalArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The task manifest (TOML).
+    task: PathBuf,
+    /// Who proposes actions: `scripted:FILE.jsonl` replays a recorded transcript.
+    #[arg(long, default_value = "scripted")]
+    model: String,
+    /// What happens when a step needs approval.
+    #[arg(long, value_enum, default_value_t = Approvals::Prompt)]
+    approvals: Approvals,
+    /// Print the final report as JSON on stdout (step lines go to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Chromium binary (default: Debian's /usr/lib/chromium/chromium, or AIRLOCK_CHROMIUM).
+    #[arg(long)]
+    chromium: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Approvals {
+    /// Ask on the terminal (denied when there is no terminal).
+    Prompt,
+    /// Wait on the web approval queue of `airlock serve`.
+    Web,
+    /// Deny every step that needs approval.
+    Deny,
+    /// Approve every step that needs approval (recorded as such in the audit).
+    ApproveAll,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute hash chains; non-zero exit on any edit, deletion, reordering or truncation.
+    Verify {
+        /// A run id, `latest`, or nothing for every run in the home.
+        run: Option<String>,
+    },
+    /// List runs, newest first.
+    List,
+    /// Print a run's events as JSON lines.
+    Show {
+        /// A run id or `latest`.
+        run: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct PortalArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8780")]
+    listen: SocketAddr,
+    /// How long the run search shows its spinner, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    spinner_ms: u64,
+}
+
+struct Terminal {
+    to_stderr: bool,
+}
+
+impl Reporter for Terminal {
+    fn line(&mut self, text: &str) {
+        if self.to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("airlock: cannot start runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("airlock: {e:#}");
+            ExitCode::from(
+                e.downcast_ref::<Usage>()
+                    .map_or(exit::ERROR, |_| exit::USAGE),
+            )
+        }
+    }
+}
+
+/// An error that is the caller's to fix (exit 2).
+#[derive(Debug)]
+struct Usage(String);
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Usage {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow!(Usage(msg.into()))
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => run(&cli.home, args).await,
+        Command::Audit { command } => audit(&cli.home, command),
+        Command::Portal(args) => portal(args).await,
+    }
+}
+
+fn open_store(home: &Path) -> anyhow::Result<Arc<SqliteStore>> {
+    Ok(Arc::new(SqliteStore::open(home).with_context(|| {
+        format!("cannot open the audit store in `{}`", home.display())
+    })?))
+}
+
+async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(&args.task)
+        .map_err(|e| usage(format!("cannot read `{}`: {e}", args.task.display())))?;
+    let manifest = TaskManifest::from_toml(&text)
+        .map_err(|e| usage(format!("`{}`: {e}", args.task.display())))?;
+    if let Err(e) = airlock_policy::admit(&manifest) {
+        return Err(usage(format!("`{}`: {e}", args.task.display())));
+    }
+    let mut provider = match args.model.split_once(':') {
+        Some(("scripted", file)) => ScriptedProvider::open(file).map_err(|e| usage(e.to_string()))?,
+        Some((name, _)) if ["anthropic", "openai", "gemini", "openai-compat"].contains(&name) => {
+            return Err(usage(format!(
+                "provider `{name}` is not available in this version; use --model scripted:FILE.jsonl"
+            )))
+        }
+        _ => {
+            return Err(usage(format!(
+                "--model `{}`: expected scripted:FILE.jsonl",
+                args.model
+            )))
+        }
+    };
+    let mut approver = match args.approvals {
+        Approvals::Prompt => ApprovalMode::Prompt,
+        Approvals::Deny => ApprovalMode::Deny,
+        Approvals::ApproveAll => ApprovalMode::ApproveAll,
+        Approvals::Web => {
+            return Err(usage(
+                "--approvals web needs the approval queue of `airlock serve`, which this version does not have yet; use prompt, deny or approve-all",
+            ))
+        }
+    };
+    let store = open_store(home)?;
+
+    // Hosts mapped to the bundled portal are served in-process on a free loopback port.
+    let mut host_map = airlock_engine::static_host_map(&manifest);
+    let mut sor_header = match (
+        &manifest.verifier.header_name,
+        &manifest.verifier.header_env,
+    ) {
+        (Some(name), Some(var)) => Some((
+            name.clone(),
+            std::env::var(var).map_err(|_| {
+                usage(format!(
+                    "verifier.header_env: environment variable `{var}` is not set"
+                ))
+            })?,
+        )),
+        _ => None,
+    };
+    let _portal = if manifest.uses_bundled_portal() {
+        let handle = airlock_portal::start(
+            "127.0.0.1:0".parse()?,
+            airlock_portal::PortalConfig {
+                spinner_ms: manifest.portal.spinner_ms,
+                sor_token: String::new(),
+            },
+        )
+        .await
+        .context("cannot start the bundled portal")?;
+        for (h, v) in &manifest.hosts {
+            if v == BUNDLED_PORTAL {
+                host_map.insert(HostName::parse(h)?, handle.addr);
+            }
+        }
+        if sor_header.is_none() {
+            sor_header = Some((
+                airlock_portal::SOR_TOKEN_HEADER.to_string(),
+                handle.sor_token.clone(),
+            ));
+        }
+        Some(handle)
+    } else {
+        None
+    };
+
+    let mut reporter = Terminal {
+        to_stderr: args.json,
+    };
+    let audit: Arc<dyn AuditStore> = store;
+    let mut engine = Engine {
+        audit,
+        provider: &mut provider,
+        approver: &mut approver,
+        reporter: &mut reporter,
+    };
+    let report = engine
+        .run(RunSpec {
+            manifest,
+            host_map,
+            sor_header,
+            run_id: None,
+            chromium: args.chromium,
+            model: args.model.clone(),
+        })
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("audit head: {}", report.audit_head);
+    }
+    Ok(match report.outcome {
+        Outcome::Succeeded => exit::OK,
+        Outcome::NotVerified { .. } => exit::NOT_VERIFIED,
+        Outcome::ApprovalDenied { .. } => exit::APPROVAL_DENIED,
+        Outcome::BudgetExhausted { .. } => exit::BUDGET,
+        Outcome::ProviderFailed { .. } => exit::MODEL,
+        Outcome::SandboxFailed { .. } => exit::SANDBOX,
+    })
+}
+
+fn resolve_run(store: &SqliteStore, run: &str) -> anyhow::Result<String> {
+    if run == "latest" {
+        return store
+            .latest_run()?
+            .ok_or_else(|| usage("there are no runs in this home"));
+    }
+    Ok(run.to_string())
+}
+
+fn audit(home: &Path, command: AuditCommand) -> anyhow::Result<u8> {
+    if !home.join("airlock.db").exists() {
+        bail!(Usage(format!(
+            "no audit database at `{}`",
+            home.join("airlock.db").display()
+        )));
+    }
+    let store = open_store(home)?;
+    match command {
+        AuditCommand::Verify { run } => {
+            let runs = match run {
+                Some(r) => vec![resolve_run(&store, &r)?],
+                None => store.runs()?.into_iter().map(|r| r.run_id).collect(),
+            };
+            if runs.is_empty() {
+                println!("no runs to verify");
+                return Ok(exit::OK);
+            }
+            let mut broken = 0;
+            for id in runs {
+                let report = store.verify(&id)?;
+                if report.ok() {
+                    println!(
+                        "{id}: ok ({} events, {}, head {})",
+                        report.events,
+                        if report.sealed {
+                            "sealed"
+                        } else {
+                            "NOT sealed"
+                        },
+                        report.head_hash
+                    );
+                } else {
+                    broken += 1;
+                    println!("{id}: BROKEN");
+                    for p in &report.problems {
+                        println!("  - {p}");
+                    }
+                }
+            }
+            Ok(if broken == 0 {
+                exit::OK
+            } else {
+                exit::AUDIT_BROKEN
+            })
+        }
+        AuditCommand::List => {
+            for r in store.runs()? {
+                let outcome = r
+                    .outcome
+                    .as_ref()
+                    .and_then(|o| o.get("result"))
+                    .and_then(|o| o.get("outcome"))
+                    .and_then(|o| o.as_str())
+                    .unwrap_or("-")
+                    .to_string();
+                let task = r.task.get("task").and_then(|t| t.as_str()).unwrap_or("-");
+                println!("{}  {:<10} {:<18} {}", r.run_id, r.status, outcome, task);
+            }
+            Ok(exit::OK)
+        }
+        AuditCommand::Show { run } => {
+            let id = resolve_run(&store, &run)?;
+            for e in store.events(&id)? {
+                println!("{}", serde_json::to_string(&e)?);
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+async fn portal(args: PortalArgs) -> anyhow::Result<u8> {
+    if !args.listen.ip().is_loopback() {
+        return Err(usage("the portal only listens on loopback addresses"));
+    }
+    let handle = airlock_portal::start(
+        args.listen,
+        airlock_portal::PortalConfig {
+            spinner_ms: args.spinner_ms,
+            sor_token: String::new(),
+        },
+    )
+    .await
+    .context("cannot start the portal")?;
+    println!("portal listening on http://{}", handle.addr);
+    println!(
+        "hosts: ci.example, incidents.example (send them as the Host header, or use this address as an HTTP proxy)"
+    );
+    println!(
+        "system-of-record token ({}): {}",
+        airlock_portal::SOR_TOKEN_HEADER,
+        handle.sor_token
+    );
+    tokio::signal::ctrl_c().await?;
+    handle.shutdown();
+    Ok(exit::OK)
+}

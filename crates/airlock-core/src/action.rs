@@ -243,9 +243,16 @@ pub enum TypedText {
 pub enum WaitCondition {
     /// Document loaded, no `aria-busy="true"` element, and no DOM mutation for a short quiet period.
     Settled,
-    TextPresent { text: String },
-    ElementPresent { role: String, name: String },
-    UrlMatches { pattern: String },
+    TextPresent {
+        text: String,
+    },
+    ElementPresent {
+        role: String,
+        name: String,
+    },
+    UrlMatches {
+        pattern: String,
+    },
 }
 
 impl fmt::Display for WaitCondition {

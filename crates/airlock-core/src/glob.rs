@@ -29,7 +29,8 @@ pub fn matches(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
 }
 
 #[cfg(test)]
@@ -40,8 +41,14 @@ mod tests {
     fn literal_and_star() {
         assert!(matches("/incidents/INC-2048", "/incidents/INC-2048"));
         assert!(!matches("/incidents/INC-2048", "/incidents/INC-20489"));
-        assert!(matches("/incidents/INC-2048/*", "/incidents/INC-2048/notes"));
-        assert!(!matches("/incidents/INC-2048/*", "/incidents/INC-9911/notes"));
+        assert!(matches(
+            "/incidents/INC-2048/*",
+            "/incidents/INC-2048/notes"
+        ));
+        assert!(!matches(
+            "/incidents/INC-2048/*",
+            "/incidents/INC-9911/notes"
+        ));
         assert!(matches("/*", "/"));
         assert!(matches("*", ""));
         assert!(matches("/a*b*c", "/aXXbYYc"));

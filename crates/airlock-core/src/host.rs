@@ -33,9 +33,7 @@ impl HostName {
     /// Normalises a bare host name (no scheme, no port).
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
         let trimmed = raw.trim();
-        if trimmed.is_empty()
-            || trimmed.contains(['/', '@', ':', '?', '#', ' ', '*', '\\'])
-        {
+        if trimmed.is_empty() || trimmed.contains(['/', '@', ':', '?', '#', ' ', '*', '\\']) {
             return Err(UrlError::BadHost(raw.to_string()));
         }
         let url = Url::parse(&format!("http://{trimmed}/"))
@@ -135,7 +133,10 @@ mod tests {
 
     #[test]
     fn hosts_normalise_case_dot_and_idn() {
-        assert_eq!(HostName::parse("CI.Example.").unwrap().as_str(), "ci.example");
+        assert_eq!(
+            HostName::parse("CI.Example.").unwrap().as_str(),
+            "ci.example"
+        );
         assert_eq!(
             HostName::parse("bücher.example").unwrap().as_str(),
             "xn--bcher-kva.example"
@@ -144,7 +145,13 @@ mod tests {
 
     #[test]
     fn ip_literals_are_refused_in_every_spelling() {
-        for raw in ["127.0.0.1", "2130706433", "0x7f.0.0.1", "[::1]", "0177.0.0.1"] {
+        for raw in [
+            "127.0.0.1",
+            "2130706433",
+            "0x7f.0.0.1",
+            "[::1]",
+            "0177.0.0.1",
+        ] {
             assert!(HostName::parse(raw).is_err(), "{raw} should be refused");
         }
         assert!(matches!(

@@ -17,7 +17,9 @@ pub mod host;
 pub mod manifest;
 pub mod observation;
 
-pub use action::{Action, KeyCombo, Modifiers, MouseButton, Point, Target, TypedText, WaitCondition};
+pub use action::{
+    Action, KeyCombo, Modifiers, MouseButton, Point, Target, TypedText, WaitCondition,
+};
 pub use decision::{Decision, Verdict};
 pub use effect::{Effect, RiskTier};
 pub use element::{ElementFacts, FormFacts};

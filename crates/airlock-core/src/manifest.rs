@@ -42,6 +42,21 @@ pub struct TaskManifest {
     pub browser: BrowserSection,
     #[serde(default)]
     pub portal: PortalSection,
+    #[serde(default)]
+    pub verifier: VerifierSection,
+}
+
+/// How the host verifier reaches systems of record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierSection {
+    /// A header sent with every system-of-record request (e.g. an API token header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_name: Option<String>,
+    /// The environment variable holding that header's value. The value itself never appears
+    /// in the manifest or the audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,6 +242,11 @@ impl TaskManifest {
                     "hosts.`{host}`: `{target}` must be `{BUNDLED_PORTAL}` or an address like `127.0.0.1:8080`"
                 )));
             }
+        }
+        if self.verifier.header_name.is_some() != self.verifier.header_env.is_some() {
+            return Err(ManifestError::Invalid(
+                "verifier: give both `header_name` and `header_env`, or neither".into(),
+            ));
         }
         for (i, c) in self.acceptance.iter().enumerate() {
             match c {

@@ -27,7 +27,8 @@ impl Observation {
         format!(
             "<untrusted-page-content url=\"{}\">\n{}\n</untrusted-page-content>",
             self.url.replace('"', "%22"),
-            self.snapshot.replace("</untrusted-page-content", "<\\/untrusted-page-content")
+            self.snapshot
+                .replace("</untrusted-page-content", "<\\/untrusted-page-content")
         )
     }
 }

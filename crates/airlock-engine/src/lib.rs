@@ -1,1 +1,1011 @@
-//! placeholder
+//! Airlock's run state machine.
+//!
+//! One run: admit the manifest, take a baseline of the records that must not change, start the
+//! sandbox, then loop observe → propose → resolve → gate → *record* → (approve) → execute →
+//! record, until the model claims done or a budget ends it; then verify on the host's own
+//! evidence, tear the sandbox down, and seal the audit chain.
+//!
+//! The write-ahead rule is enforced by types: the sandbox is only driven through
+//! [`Authorized`], which can only be built from a decision that the audit store has durably
+//! recorded (and, for high risk, an approval it has recorded too).
+
+#![allow(
+    clippy::indexing_slicing,
+    reason = "serde_json::Value indexing by key yields Null for missing keys; it does not panic"
+)]
+
+pub mod approval;
+pub mod sor;
+mod verify;
+
+use airlock_audit::{AuditError, AuditStore, BlobRef, EventRef};
+use airlock_core::host::{HostName, WebUrl};
+use airlock_core::manifest::TaskManifest;
+use airlock_core::{Action, Decision, ElementFacts, Observation, TypedText, Verdict};
+use airlock_policy::{admit, decide, AdmissionError, GateContext};
+use airlock_providers::{ProposeContext, Provider, ProviderError, StepFeedback};
+use airlock_sandbox::{
+    BrowserSandbox, EgressPolicy, EgressRecord, Resolved, SandboxConfig, TeardownReport,
+};
+use approval::{ApprovalOutcome, ApprovalRequest, Approver};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+pub use verify::CriterionResult;
+
+/// Errors that prevent a run from starting or from being recorded. Everything that happens
+/// *during* a run is an [`Outcome`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+    #[error("audit: {0}")]
+    Audit(#[from] AuditError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How a run ended. Each maps to a documented exit code in the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The host verifier confirmed every acceptance criterion.
+    Succeeded,
+    /// The run ended (claim or transcript end) but the host verifier found failures.
+    NotVerified { failures: Vec<String> },
+    /// A human (or the approval mode) refused a step the task needed.
+    ApprovalDenied {
+        step: u32,
+        by: String,
+        reason: String,
+    },
+    /// A budget (steps, wall clock, denials) ran out.
+    BudgetExhausted { what: String },
+    /// The model or transcript produced something unusable.
+    ProviderFailed { reason: String },
+    /// The browser sandbox failed.
+    SandboxFailed { reason: String },
+}
+
+impl Outcome {
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Succeeded => "succeeded: verified by the host".into(),
+            Outcome::NotVerified { failures } => {
+                format!("not verified: {}", failures.join("; "))
+            }
+            Outcome::ApprovalDenied { step, by, reason } => {
+                format!("stopped: approval denied at step {step} by {by} ({reason})")
+            }
+            Outcome::BudgetExhausted { what } => format!("stopped: budget exhausted ({what})"),
+            Outcome::ProviderFailed { reason } => format!("stopped: model error: {reason}"),
+            Outcome::SandboxFailed { reason } => format!("stopped: sandbox error: {reason}"),
+        }
+    }
+}
+
+/// What a finished run reports back.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub outcome: Outcome,
+    pub steps: u32,
+    pub criteria: Vec<CriterionResult>,
+    pub teardown: Option<TeardownReport>,
+    /// Hash of the sealing event: anchor it elsewhere to detect truncation of the whole chain.
+    pub audit_head: String,
+}
+
+/// A progress line for the terminal (the CLI prints these; tests may collect them).
+pub trait Reporter: Send {
+    fn line(&mut self, text: &str);
+}
+
+/// Discards progress.
+pub struct Quiet;
+impl Reporter for Quiet {
+    fn line(&mut self, _: &str) {}
+}
+
+/// Everything a run needs besides the provider, the approver and the audit store.
+pub struct RunSpec {
+    pub manifest: TaskManifest,
+    /// Where each mapped host lives (the bundled portal, or `[hosts]` addresses).
+    pub host_map: BTreeMap<HostName, SocketAddr>,
+    /// Header the verifier sends to systems of record (e.g. the bundled portal's token).
+    pub sor_header: Option<(String, String)>,
+    pub run_id: Option<String>,
+    pub chromium: Option<PathBuf>,
+    /// Name of the provider for the audit (`scripted:FILE`, `anthropic:MODEL`).
+    pub model: String,
+}
+
+/// A token that an action may execute: only built from a recorded decision (and approval).
+pub struct Authorized<'a> {
+    action: &'a Action,
+    decision_seq: u64,
+    approval_seq: Option<u64>,
+}
+
+impl<'a> Authorized<'a> {
+    /// For `Allow`/`Checkpoint` decisions that the audit has durably recorded.
+    fn recorded(action: &'a Action, decision: &Decision, receipt: &EventRef) -> Option<Self> {
+        decision.is_executable().then_some(Authorized {
+            action,
+            decision_seq: receipt.seq,
+            approval_seq: None,
+        })
+    }
+
+    /// For `NeedsApproval` decisions whose approval the audit has durably recorded.
+    fn approved(
+        action: &'a Action,
+        decision: &Decision,
+        receipt: &EventRef,
+        approval: &EventRef,
+    ) -> Option<Self> {
+        (decision.verdict == Verdict::NeedsApproval && approval.seq > receipt.seq).then_some(
+            Authorized {
+                action,
+                decision_seq: receipt.seq,
+                approval_seq: Some(approval.seq),
+            },
+        )
+    }
+}
+
+fn run_id_now() -> String {
+    let ms = airlock_audit::now_ms();
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let (y, mo, d) = civil_from_days(days);
+    let tod = secs % 86_400;
+    // A little entropy from the clock's sub-second part and the pid keeps ids unique per host.
+    let salt = (ms % 1000) as u32 ^ (std::process::id().wrapping_mul(2_654_435_761));
+    format!(
+        "run-{y:04}{mo:02}{d:02}-{:02}{:02}{:02}-{:04x}",
+        tod / 3600,
+        (tod / 60) % 60,
+        tod % 60,
+        salt & 0xffff
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The action in words a reviewer understands, with the element as the host resolved it.
+fn describe(action: &Action, el: Option<&ElementFacts>, scope: Option<&str>) -> String {
+    let on = scope.map(|s| format!(" on {s}")).unwrap_or_default();
+    match (action, el) {
+        (Action::Click { .. }, Some(el)) => {
+            let name = if el.name.is_empty() {
+                &el.tag
+            } else {
+                &el.name
+            };
+            format!("Click {} '{}'{on}", el.role, name)
+        }
+        (Action::Type { text, .. }, el) => {
+            let what = match text {
+                TypedText::Literal(t) if is_password_field(el) => {
+                    format!("{} characters (password field)", t.chars().count())
+                }
+                TypedText::Literal(t) => format!("'{}'", airlock_core::action::truncate(t, 80)),
+                TypedText::Secret(n) => format!("secret `{n}`"),
+            };
+            match el {
+                Some(el) => format!("Type {what} into {} '{}'{on}", el.role, el.name),
+                None => format!("Type {what}{on}"),
+            }
+        }
+        _ => format!("{}{on}", capitalise(&action.to_string())),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn is_password_field(el: Option<&ElementFacts>) -> bool {
+    el.and_then(|e| e.input_type.as_deref()) == Some("password")
+}
+
+/// The action as recorded: literal text typed into a password field is not written down.
+fn action_for_audit(action: &Action, el: Option<&ElementFacts>) -> serde_json::Value {
+    match action {
+        Action::Type {
+            target,
+            text: TypedText::Literal(t),
+        } if is_password_field(el) => json!({
+            "kind": "type",
+            "target": target,
+            "text": {"redacted": format!("{} characters typed into a password field", t.chars().count())},
+        }),
+        other => serde_json::to_value(other).unwrap_or(json!(null)),
+    }
+}
+
+fn facts_for_audit(el: Option<&ElementFacts>) -> serde_json::Value {
+    el.map(|e| serde_json::to_value(e).unwrap_or(json!(null)))
+        .unwrap_or(json!(null))
+}
+
+/// Runs one task to its end. Every path out of here tears the sandbox down and seals the run.
+pub struct Engine<'a, P: Provider, A: Approver> {
+    pub audit: Arc<dyn AuditStore>,
+    pub provider: &'a mut P,
+    pub approver: &'a mut A,
+    pub reporter: &'a mut dyn Reporter,
+}
+
+struct Live {
+    run_id: String,
+    sandbox: Option<BrowserSandbox>,
+    egress: Option<mpsc::UnboundedReceiver<EgressRecord>>,
+}
+
+impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
+    /// Admits the manifest, runs the task, verifies, tears down and seals.
+    pub async fn run(&mut self, spec: RunSpec) -> Result<RunReport, EngineError> {
+        admit(&spec.manifest)?;
+        let run_id = spec.run_id.clone().unwrap_or_else(run_id_now);
+        let m = &spec.manifest;
+        self.audit.begin_run(
+            &run_id,
+            &json!({
+                "task": m.task.name,
+                "goal": m.task.goal,
+                "model": spec.model,
+                "approvals": self.approver.mode(),
+                "manifest": serde_json::to_value(m).unwrap_or(json!(null)),
+                "airlock": env!("CARGO_PKG_VERSION"),
+            }),
+        )?;
+        self.audit.set_status(&run_id, "running")?;
+        self.reporter.line(&format!(
+            "run {run_id}: task `{}` with {} (approvals: {})",
+            m.task.name,
+            spec.model,
+            self.approver.mode()
+        ));
+        let mut live = Live {
+            run_id: run_id.clone(),
+            sandbox: None,
+            egress: None,
+        };
+        let result = self.drive(&spec, &mut live).await;
+        // Whatever happened, verification (if the browser got that far), teardown and seal
+        // follow. A stopped run is verified too: its audit then shows what the stop left behind.
+        let verified = match &result {
+            Ok((_, _, baseline)) => self.verify(&mut live, &spec, baseline).await,
+            Err(_) => Ok(vec![]),
+        };
+        let (end, steps, criteria) = match (result, verified) {
+            (Ok((end, steps, _)), Ok(criteria)) => (end, steps, criteria),
+            (Err(DriveError::Audit(e)), _) | (_, Err(DriveError::Audit(e))) => {
+                // The audit could not record: stop acting at once, tear down, report.
+                if let Some(sb) = live.sandbox.take() {
+                    let _ = sb.teardown().await;
+                }
+                return Err(EngineError::Audit(e));
+            }
+        };
+        let outcome = match end {
+            End::Stopped(o) => o,
+            End::Claimed => {
+                let failures: Vec<String> = criteria
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| c.detail.clone())
+                    .collect();
+                if criteria.is_empty() {
+                    Outcome::NotVerified {
+                        failures: vec!["no acceptance criterion could be checked".into()],
+                    }
+                } else if failures.is_empty() {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::NotVerified { failures }
+                }
+            }
+        };
+        let teardown = match live.sandbox.take() {
+            Some(sb) => {
+                let report = sb.teardown().await;
+                self.drain_egress(&mut live)?;
+                self.audit.append(
+                    &run_id,
+                    "teardown",
+                    &serde_json::to_value(&report).unwrap_or(json!(null)),
+                    &[],
+                )?;
+                self.reporter.line(&format!(
+                    "teardown: {} processes killed, {} remaining, profile {}",
+                    report.processes_killed.len(),
+                    report.processes_remaining.len(),
+                    if report.run_dir_removed {
+                        "deleted"
+                    } else {
+                        "NOT deleted"
+                    }
+                ));
+                Some(report)
+            }
+            None => None,
+        };
+        let sealed = self
+            .audit
+            .seal(&run_id, &json!({"result": &outcome, "steps": steps}))?;
+        self.reporter
+            .line(&format!("outcome: {}", outcome.summary()));
+        Ok(RunReport {
+            run_id,
+            outcome,
+            steps,
+            criteria,
+            teardown,
+            audit_head: sealed.hash,
+        })
+    }
+
+    fn record(
+        &self,
+        live: &Live,
+        kind: &str,
+        payload: serde_json::Value,
+        blobs: &[BlobRef],
+    ) -> Result<EventRef, DriveError> {
+        Ok(self.audit.append(&live.run_id, kind, &payload, blobs)?)
+    }
+
+    fn drain_egress(&self, live: &mut Live) -> Result<(), AuditError> {
+        if let Some(rx) = live.egress.as_mut() {
+            while let Ok(r) = rx.try_recv() {
+                self.audit.append(
+                    &live.run_id,
+                    "egress",
+                    &serde_json::to_value(&r).unwrap_or(json!(null)),
+                    &[],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn observe(
+        &self,
+        live: &mut Live,
+        step: u32,
+        phase: &str,
+    ) -> Result<Result<Observation, String>, DriveError> {
+        let Some(sb) = live.sandbox.as_mut() else {
+            return Ok(Err("no sandbox".into()));
+        };
+        let obs = match sb.observe().await {
+            Ok(o) => o,
+            Err(e) => {
+                self.record(
+                    live,
+                    "observation_failed",
+                    json!({"step": step, "error": e.to_string()}),
+                    &[],
+                )?;
+                return Ok(Err(e.to_string()));
+            }
+        };
+        let shot = self.audit.put_blob(&obs.screenshot_png)?;
+        self.record(
+            live,
+            "observation",
+            json!({
+                "step": step,
+                "phase": phase,
+                "url": obs.url,
+                "title": obs.title,
+                "screenshot": shot.as_str(),
+                "snapshot": obs.snapshot,
+                "focused": obs.focused,
+            }),
+            std::slice::from_ref(&shot),
+        )?;
+        Ok(Ok(obs))
+    }
+
+    async fn drive(
+        &mut self,
+        spec: &RunSpec,
+        live: &mut Live,
+    ) -> Result<(End, u32, Baseline), DriveError> {
+        let m = &spec.manifest;
+        let started = Instant::now();
+        let wall = Duration::from_secs(m.budgets.wall_clock_secs);
+        let step_timeout = Duration::from_secs(m.budgets.step_timeout_secs);
+
+        // Baseline of records that must not change, taken before the browser exists.
+        let baseline =
+            match verify::baseline(m, &spec.host_map, spec.sor_header.as_ref(), step_timeout).await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    self.record(
+                        live,
+                        "baseline_failed",
+                        json!({"error": e.to_string()}),
+                        &[],
+                    )?;
+                    return Ok((
+                        End::Stopped(Outcome::SandboxFailed {
+                            reason: e.to_string(),
+                        }),
+                        0,
+                        vec![],
+                    ));
+                }
+            };
+        let mut blobs = Vec::new();
+        let mut listed = Vec::new();
+        for (url, value) in &baseline {
+            let b = self.audit.put_blob(value.to_string().as_bytes())?;
+            listed.push(json!({"url": url, "blob": b.as_str()}));
+            blobs.push(b);
+        }
+        if !listed.is_empty() {
+            self.record(live, "baseline", json!({"records": listed}), &blobs)?;
+        }
+
+        let egress = EgressPolicy {
+            allowed: m.domains().into_iter().collect(),
+            mapped: spec.host_map.clone(),
+        };
+        let mut cfg = SandboxConfig::new(&live.run_id, egress);
+        cfg.chromium = spec.chromium.clone();
+        cfg.step_timeout = step_timeout;
+        if let Some(l) = &m.browser.locale {
+            cfg.locale = l.clone();
+        }
+        if let Some(tz) = &m.browser.timezone {
+            cfg.timezone = tz.clone();
+        }
+        let (sb, rx) = match BrowserSandbox::launch(cfg.clone()).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.record(live, "sandbox_failed", json!({"error": e.to_string()}), &[])?;
+                return Ok((
+                    End::Stopped(Outcome::SandboxFailed {
+                        reason: e.to_string(),
+                    }),
+                    0,
+                    baseline,
+                ));
+            }
+        };
+        self.record(
+            live,
+            "sandbox_started",
+            json!({
+                "browser_pid": sb.browser_pid(),
+                "viewport": {"width": cfg.viewport.width, "height": cfg.viewport.height, "dpr": 1},
+                "locale": cfg.locale,
+                "timezone": cfg.timezone,
+                "transport": "cdp over --remote-debugging-pipe",
+                "allowed_hosts": m.domains().iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+            }),
+            &[],
+        )?;
+        let viewport = sb.viewport;
+        live.sandbox = Some(sb);
+        live.egress = Some(rx);
+
+        // The host opens the start page itself; it is within the task's domains by admission.
+        let start = Action::Navigate {
+            url: m.task.start_url.clone(),
+        };
+        if let Some(sb) = live.sandbox.as_mut() {
+            let note = sb.execute(&start, None).await;
+            self.record(live, "host_navigate", json!({"url": m.task.start_url, "result": note.as_ref().map_err(|e| e.to_string()).ok(), "error": note.as_ref().err().map(|e| e.to_string())}), &[])?;
+        }
+        self.drain_egress(live)?;
+
+        let mut obs = match self.observe(live, 0, "initial").await? {
+            Ok(o) => o,
+            Err(e) => {
+                return Ok((
+                    End::Stopped(Outcome::SandboxFailed { reason: e }),
+                    0,
+                    baseline,
+                ))
+            }
+        };
+        let mut feedback: Vec<StepFeedback> = Vec::new();
+        let mut denials = 0u32;
+        let mut step = 0u32;
+
+        loop {
+            if step >= m.budgets.max_steps {
+                return Ok((
+                    End::Stopped(Outcome::BudgetExhausted {
+                        what: format!("{} steps", m.budgets.max_steps),
+                    }),
+                    step,
+                    baseline,
+                ));
+            }
+            if started.elapsed() >= wall {
+                return Ok((
+                    End::Stopped(Outcome::BudgetExhausted {
+                        what: format!("{} s wall clock", m.budgets.wall_clock_secs),
+                    }),
+                    step,
+                    baseline,
+                ));
+            }
+            step += 1;
+            let ctx = ProposeContext {
+                goal: &m.task.goal,
+                step,
+                observation: &obs,
+                viewport,
+                feedback: &feedback,
+            };
+            let proposal = match tokio::time::timeout(
+                wall.saturating_sub(started.elapsed()),
+                self.provider.propose(ctx),
+            )
+            .await
+            {
+                Err(_) => {
+                    return Ok((
+                        End::Stopped(Outcome::BudgetExhausted {
+                            what: "wall clock (waiting for the model)".into(),
+                        }),
+                        step,
+                        baseline,
+                    ))
+                }
+                Ok(Err(e)) => {
+                    self.record(live, "proposal_rejected", json!({"step": step, "error": e.to_string(), "recoverable": e.is_recoverable()}), &[])?;
+                    self.reporter
+                        .line(&format!("step {step}: model output rejected: {e}"));
+                    if e.is_recoverable() {
+                        denials += 1;
+                        if denials > m.budgets.max_denials {
+                            return Ok((
+                                End::Stopped(Outcome::BudgetExhausted {
+                                    what: format!("{} rejected or denied proposals", denials),
+                                }),
+                                step,
+                                baseline,
+                            ));
+                        }
+                        feedback = vec![StepFeedback {
+                            ok: false,
+                            message: e.to_string(),
+                        }];
+                        continue;
+                    }
+                    let reason = match e {
+                        ProviderError::Exhausted => "the model stopped proposing".to_string(),
+                        other => other.to_string(),
+                    };
+                    return Ok((
+                        End::Stopped(Outcome::ProviderFailed { reason }),
+                        step,
+                        baseline,
+                    ));
+                }
+                Ok(Ok(p)) => p,
+            };
+            self.record(
+                live,
+                "proposal",
+                json!({"step": step, "source": proposal.source, "raw": proposal.raw, "actions": proposal.actions}),
+                &[],
+            )?;
+            feedback = Vec::new();
+            let mut claimed: Option<String> = None;
+            let mut failed = false;
+            for (i, action) in proposal.actions.iter().enumerate() {
+                if failed {
+                    feedback.push(StepFeedback {
+                        ok: false,
+                        message: "Not executed: an earlier computer action in this turn failed."
+                            .into(),
+                    });
+                    continue;
+                }
+                if let Action::Done { claim } = action {
+                    self.record(live, "claim", json!({"step": step, "claim": claim}), &[])?;
+                    self.reporter.line(&format!(
+                        "step {step}: model claims done: {}",
+                        airlock_core::action::truncate(claim, 100)
+                    ));
+                    claimed = Some(claim.clone());
+                    break;
+                }
+                match self.one_action(live, step, i, action, &obs, m).await? {
+                    ActionEnd::Ran(msg) => feedback.push(StepFeedback {
+                        ok: true,
+                        message: msg,
+                    }),
+                    ActionEnd::Refused(msg) => {
+                        denials += 1;
+                        failed = true;
+                        feedback.push(StepFeedback {
+                            ok: false,
+                            message: msg,
+                        });
+                        if denials > m.budgets.max_denials {
+                            return Ok((
+                                End::Stopped(Outcome::BudgetExhausted {
+                                    what: format!("{} denied actions", denials),
+                                }),
+                                step,
+                                baseline,
+                            ));
+                        }
+                    }
+                    ActionEnd::Failed(msg) => {
+                        failed = true;
+                        feedback.push(StepFeedback {
+                            ok: false,
+                            message: msg,
+                        });
+                    }
+                    ActionEnd::Stop(outcome) => return Ok((End::Stopped(outcome), step, baseline)),
+                }
+            }
+            self.drain_egress(live)?;
+            if claimed.is_some() {
+                return Ok((End::Claimed, step, baseline));
+            }
+            obs = match self.observe(live, step, "after").await? {
+                Ok(o) => o,
+                Err(e) => {
+                    return Ok((
+                        End::Stopped(Outcome::SandboxFailed { reason: e }),
+                        step,
+                        baseline,
+                    ))
+                }
+            };
+        }
+    }
+
+    async fn verify(
+        &mut self,
+        live: &mut Live,
+        spec: &RunSpec,
+        baseline: &[(String, serde_json::Value)],
+    ) -> Result<Vec<CriterionResult>, DriveError> {
+        let Some(sb) = live.sandbox.as_mut() else {
+            return Ok(vec![]);
+        };
+        let timeout = Duration::from_secs(spec.manifest.budgets.step_timeout_secs);
+        let results = verify::check_all(
+            &spec.manifest,
+            sb,
+            &spec.host_map,
+            spec.sor_header.as_ref(),
+            baseline,
+            timeout,
+        )
+        .await;
+        let passed = results.iter().filter(|r| r.passed).count();
+        self.record(
+            live,
+            "verification",
+            json!({"passed": passed, "total": results.len(), "criteria": &results}),
+            &[],
+        )?;
+        for r in &results {
+            self.reporter.line(&format!(
+                "verify: {} {}",
+                if r.passed { "PASS" } else { "FAIL" },
+                r.detail
+            ));
+        }
+        Ok(results)
+    }
+
+    /// Resolve, gate, record, approve, execute, record: one action.
+    async fn one_action(
+        &mut self,
+        live: &mut Live,
+        step: u32,
+        index: usize,
+        action: &Action,
+        obs: &Observation,
+        m: &TaskManifest,
+    ) -> Result<ActionEnd, DriveError> {
+        let Some(sb) = live.sandbox.as_mut() else {
+            return Ok(ActionEnd::Stop(Outcome::SandboxFailed {
+                reason: "sandbox gone".into(),
+            }));
+        };
+        // Ground the target and read the page's state as the host sees it now.
+        let (page_url, _) = sb.location().await.unwrap_or_default();
+        let resolved: Option<Result<Resolved, String>> = match action.target() {
+            Some(t) => Some(sb.resolve(t, &obs.refs).await.map_err(|e| e.to_string())),
+            None => None,
+        };
+        let focused = match action {
+            Action::Type { target: None, .. } | Action::Key { .. } => {
+                sb.focused().await.ok().flatten()
+            }
+            _ => None,
+        };
+        let element = resolved
+            .as_ref()
+            .and_then(|r| r.as_ref().ok())
+            .map(|r| r.facts.clone());
+        let decision = match &resolved {
+            Some(Err(why)) => Decision {
+                verdict: Verdict::Deny,
+                effect: airlock_core::Effect::Read,
+                tier: airlock_core::RiskTier::High,
+                rules: vec!["builtin.grounding.fail-closed".into()],
+                reason: format!("target not resolved: {why}"),
+                scope: None,
+            },
+            _ => decide(
+                action,
+                &GateContext {
+                    manifest: m,
+                    page_url: &page_url,
+                    element: element.as_ref(),
+                    focused: focused.as_ref(),
+                },
+            ),
+        };
+        let subject = element.as_ref().or(focused.as_ref());
+        let summary = describe(action, subject, decision.scope.as_deref());
+        // WRITE-AHEAD: the decision is durable before anything can execute.
+        let receipt = self.record(
+            live,
+            "decision",
+            json!({
+                "step": step,
+                "index": index,
+                "action": action_for_audit(action, subject),
+                "summary": summary,
+                "page": page_url,
+                "element": facts_for_audit(element.as_ref()),
+                "focused": facts_for_audit(focused.as_ref()),
+                "decision": decision,
+            }),
+            &[],
+        )?;
+        let verdict_words = format!(
+            "{} ({} risk, {})",
+            decision.verdict, decision.tier, decision.effect
+        );
+        let authorized = match decision.verdict {
+            Verdict::Deny => {
+                self.reporter.line(&format!(
+                    "step {step}: {summary} → DENIED: {}",
+                    decision.reason
+                ));
+                return Ok(ActionEnd::Refused(format!(
+                    "Action denied by Airlock: {} [{}]",
+                    decision.reason,
+                    decision.rules.join(", ")
+                )));
+            }
+            Verdict::NeedsApproval => {
+                let fields = element
+                    .as_ref()
+                    .and_then(|e| e.form.as_ref())
+                    .map(|f| f.fields.clone())
+                    .unwrap_or_default();
+                let req = ApprovalRequest {
+                    run_id: live.run_id.clone(),
+                    step,
+                    task: m.task.goal.clone(),
+                    summary: summary.clone(),
+                    effect: decision.effect.to_string(),
+                    tier: decision.tier.to_string(),
+                    reason: decision.reason.clone(),
+                    rules: decision.rules.clone(),
+                    fields,
+                };
+                self.record(
+                    live,
+                    "approval_requested",
+                    json!({"step": step, "index": index, "request": &req}),
+                    &[],
+                )?;
+                let answer = self.approver.decide(&req).await;
+                let approval = self.record(live, "approval", json!({"step": step, "index": index, "mode": self.approver.mode(), "answer": &answer}), &[])?;
+                match answer {
+                    ApprovalOutcome::Denied { by, reason } => {
+                        self.reporter.line(&format!(
+                            "step {step}: {summary} → needs approval: DENIED by {by}"
+                        ));
+                        return Ok(ActionEnd::Stop(Outcome::ApprovalDenied {
+                            step,
+                            by,
+                            reason,
+                        }));
+                    }
+                    ApprovalOutcome::Approved { by, .. } => {
+                        self.reporter.line(&format!(
+                            "step {step}: {summary} → needs approval: approved by {by}"
+                        ));
+                        Authorized::approved(action, &decision, &receipt, &approval)
+                    }
+                }
+            }
+            Verdict::Allow | Verdict::Checkpoint => {
+                self.reporter
+                    .line(&format!("step {step}: {summary} → {verdict_words}"));
+                Authorized::recorded(action, &decision, &receipt)
+            }
+        };
+        let Some(auth) = authorized else {
+            return Ok(ActionEnd::Refused("internal: action not authorized".into()));
+        };
+        let resolved_ok = resolved.and_then(|r| r.ok());
+        let result = execute(live, auth, resolved_ok.as_ref()).await;
+        let (ok, note) = match &result {
+            Ok(n) => (true, n.clone()),
+            Err(e) => (false, e.to_string()),
+        };
+        self.record(
+            live,
+            "action_result",
+            json!({"step": step, "index": index, "decision_seq": receipt.seq, "ok": ok, "note": note}),
+            &[],
+        )?;
+        if decision.verdict == Verdict::Checkpoint && ok {
+            if let Some(sb) = live.sandbox.as_mut() {
+                let (url, title) = sb.location().await.unwrap_or_default();
+                self.record(
+                    live,
+                    "checkpoint",
+                    json!({"step": step, "index": index, "url": url, "title": title}),
+                    &[],
+                )?;
+            }
+        }
+        if ok {
+            Ok(ActionEnd::Ran(note))
+        } else {
+            self.reporter
+                .line(&format!("step {step}:   failed: {note}"));
+            Ok(ActionEnd::Failed(note))
+        }
+    }
+}
+
+/// The only way the engine drives the sandbox.
+async fn execute(
+    live: &mut Live,
+    auth: Authorized<'_>,
+    resolved: Option<&Resolved>,
+) -> Result<String, airlock_sandbox::SandboxError> {
+    let Some(sb) = live.sandbox.as_mut() else {
+        return Err(airlock_sandbox::SandboxError::Page("sandbox gone".into()));
+    };
+    tracing::debug!(decision = auth.decision_seq, approval = ?auth.approval_seq, "executing");
+    sb.execute(auth.action, resolved).await
+}
+
+type Baseline = Vec<(String, serde_json::Value)>;
+
+/// How the loop ended: the model claimed done (verify decides), or something stopped it.
+enum End {
+    Claimed,
+    Stopped(Outcome),
+}
+
+enum ActionEnd {
+    Ran(String),
+    Refused(String),
+    Failed(String),
+    Stop(Outcome),
+}
+
+enum DriveError {
+    Audit(AuditError),
+}
+
+impl From<AuditError> for DriveError {
+    fn from(e: AuditError) -> Self {
+        DriveError::Audit(e)
+    }
+}
+
+/// Resolves `[hosts]` entries that are addresses; `bundled-portal` entries are filled in by the
+/// caller that started the portal.
+pub fn static_host_map(m: &TaskManifest) -> BTreeMap<HostName, SocketAddr> {
+    m.hosts
+        .iter()
+        .filter_map(|(h, v)| Some((HostName::parse(h).ok()?, v.parse().ok()?)))
+        .collect()
+}
+
+/// Parses a URL for display helpers outside this crate.
+pub fn scope_of(url: &str) -> Option<String> {
+    WebUrl::parse(url).ok().map(|u| u.scope())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_are_right() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_780), (2026, 11, 23));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn password_typing_is_not_written_to_the_audit() {
+        let el = ElementFacts {
+            input_type: Some("password".into()),
+            ..Default::default()
+        };
+        let a = Action::Type {
+            target: None,
+            text: TypedText::Literal("hunter2".into()),
+        };
+        let v = action_for_audit(&a, Some(&el));
+        assert!(!v.to_string().contains("hunter2"));
+        assert!(!describe(&a, Some(&el), None).contains("hunter2"));
+    }
+
+    #[test]
+    fn authorization_needs_a_recorded_executable_decision() {
+        let a = Action::Screenshot;
+        let mut d = Decision {
+            verdict: Verdict::Deny,
+            effect: airlock_core::Effect::Read,
+            tier: airlock_core::RiskTier::Low,
+            rules: vec![],
+            reason: String::new(),
+            scope: None,
+        };
+        let r = EventRef {
+            seq: 5,
+            hash: "h".into(),
+        };
+        assert!(Authorized::recorded(&a, &d, &r).is_none());
+        d.verdict = Verdict::NeedsApproval;
+        assert!(Authorized::recorded(&a, &d, &r).is_none());
+        let earlier = EventRef {
+            seq: 4,
+            hash: "x".into(),
+        };
+        assert!(Authorized::approved(&a, &d, &r, &earlier).is_none());
+        let later = EventRef {
+            seq: 6,
+            hash: "y".into(),
+        };
+        assert!(Authorized::approved(&a, &d, &r, &later).is_some());
+        d.verdict = Verdict::Allow;
+        assert!(Authorized::recorded(&a, &d, &r).is_some());
+    }
+}

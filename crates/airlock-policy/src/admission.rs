@@ -88,9 +88,9 @@ pub fn admit(m: &TaskManifest) -> Result<(), AdmissionError> {
 
     for host in m.hosts.keys() {
         match HostName::parse(host) {
-            Ok(h) if !domains.contains(&h) => why.push(format!(
-                "hosts: `{h}` is mapped but not in scope.domains"
-            )),
+            Ok(h) if !domains.contains(&h) => {
+                why.push(format!("hosts: `{h}` is mapped but not in scope.domains"))
+            }
             _ => {}
         }
     }
@@ -129,7 +129,11 @@ pub fn admit(m: &TaskManifest) -> Result<(), AdmissionError> {
         };
         for u in urls {
             if let Ok(w) = WebUrl::parse(u) {
-                if !m.hosts.keys().any(|h| HostName::parse(h).is_ok_and(|h| h == w.host)) {
+                if !m
+                    .hosts
+                    .keys()
+                    .any(|h| HostName::parse(h).is_ok_and(|h| h == w.host))
+                {
                     why.push(format!(
                         "acceptance[{i}]: system-of-record host `{}` must be mapped in [hosts]",
                         w.host
@@ -147,7 +151,7 @@ pub fn admit(m: &TaskManifest) -> Result<(), AdmissionError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -184,35 +188,56 @@ urls = ["http://incidents.example/_sor/incidents/INC-9911"]
 
     #[test]
     fn unused_domains_are_refused() {
-        let m = with("", r#""incidents.example"]"#, r#""incidents.example", "mail.example"]"#);
+        let m = with(
+            "",
+            r#""incidents.example"]"#,
+            r#""incidents.example", "mail.example"]"#,
+        );
         let e = admit(&m).unwrap_err().to_string();
         assert!(e.contains("`mail.example` has no declared effect"), "{e}");
     }
 
     #[test]
     fn submit_everywhere_and_destructive_are_refused() {
-        let m = with("", r#"paths = ["/incidents/INC-2048", "/incidents/INC-2048/notes"]"#, r#"paths = ["/*"]"#);
+        let m = with(
+            "",
+            r#"paths = ["/incidents/INC-2048", "/incidents/INC-2048/notes"]"#,
+            r#"paths = ["/*"]"#,
+        );
         let e = admit(&m).unwrap_err().to_string();
         assert!(e.contains("`submit` on every path"), "{e}");
-        let m = with("", r#"allow = ["read", "draft"]"#, r#"paths = ["/runs/RUN-78432/delete"]
-allow = ["read", "destructive"]"#);
+        let m = with(
+            "",
+            r#"allow = ["read", "draft"]"#,
+            r#"paths = ["/runs/RUN-78432/delete"]
+allow = ["read", "destructive"]"#,
+        );
         assert!(admit(&m).unwrap_err().to_string().contains("destructive"));
     }
 
     #[test]
     fn reused_profiles_oversized_budgets_and_missing_criteria_are_refused() {
-        let m = with("\n[browser]\nprofile = \"/home/me/.config/chromium\"\n", "", "");
+        let m = with(
+            "\n[browser]\nprofile = \"/home/me/.config/chromium\"\n",
+            "",
+            "",
+        );
         assert!(admit(&m).unwrap_err().to_string().contains("fresh profile"));
         let m = with("\n[budgets]\nmax_steps = 100000\n", "", "");
         assert!(admit(&m).unwrap_err().to_string().contains("max_steps"));
         let cut = OK.split("[[acceptance]]").next().unwrap().to_string();
-        let e = admit(&TaskManifest::from_toml(&cut).unwrap()).unwrap_err().to_string();
+        let e = admit(&TaskManifest::from_toml(&cut).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least one criterion"), "{e}");
     }
 
     #[test]
     fn start_url_outside_scope_is_refused() {
         let m = with("", "http://ci.example/login", "http://mail.example/");
-        assert!(admit(&m).unwrap_err().to_string().contains("task.start_url"));
+        assert!(admit(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("task.start_url"));
     }
 }

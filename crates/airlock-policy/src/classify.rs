@@ -11,9 +11,30 @@ use airlock_core::{Action, ElementFacts, TypedText};
 /// Words that mark an irreversible or privileged operation wherever they appear in a target's
 /// name or in the path of the request it would send.
 const RISKY_WORDS: &[&str] = &[
-    "delete", "remove", "destroy", "drop", "purge", "erase", "wipe", "rerun", "deploy",
-    "redeploy", "release", "rollback", "approve", "merge", "transfer", "pay",
-    "publish", "revoke", "terminate", "shutdown", "reset", "grant", "invite", "promote",
+    "delete",
+    "remove",
+    "destroy",
+    "drop",
+    "purge",
+    "erase",
+    "wipe",
+    "rerun",
+    "deploy",
+    "redeploy",
+    "release",
+    "rollback",
+    "approve",
+    "merge",
+    "transfer",
+    "pay",
+    "publish",
+    "revoke",
+    "terminate",
+    "shutdown",
+    "reset",
+    "grant",
+    "invite",
+    "promote",
 ];
 
 /// What an action would do and where.
@@ -60,7 +81,10 @@ pub fn risky_words(text: &str) -> Vec<&'static str> {
         .filter(|t| !t.is_empty())
         .collect();
     for w in RISKY_WORDS {
-        if tokens.iter().any(|t| t == w || (t.starts_with(w) && t.len() <= w.len() + 2)) {
+        if tokens
+            .iter()
+            .any(|t| t == w || (t.starts_with(w) && t.len() <= w.len() + 2))
+        {
             found.push(w);
         }
     }
@@ -86,27 +110,50 @@ fn navigation(base: &str, raw: &str, rule: &str, what: &str) -> Classification {
             let words = risky_words(&u.path);
             if !words.is_empty() {
                 let why = format!("{what} {} reads like `{}`", u.scope(), words.join("`, `"));
-                return Classification::new(Effect::Destructive, RiskTier::High, Some(u), "builtin.risk.destructive-words", why);
+                return Classification::new(
+                    Effect::Destructive,
+                    RiskTier::High,
+                    Some(u),
+                    "builtin.risk.destructive-words",
+                    why,
+                );
             }
             let why = format!("{what} {}", u.scope());
             Classification::new(Effect::Read, RiskTier::Low, Some(u), rule, why)
         }
-        Err(e) => Classification::refused("builtin.url.refused", format!("{what} `{raw}` refused: {e}")),
+        Err(e) => Classification::refused(
+            "builtin.url.refused",
+            format!("{what} `{raw}` refused: {e}"),
+        ),
     }
 }
 
 /// Classifies submitting `el`'s form (by click, Enter, or a typed newline).
 fn submission(el: &ElementFacts, page_url: &str) -> Classification {
     let Some(form) = &el.form else {
-        return Classification::new(Effect::Draft, RiskTier::Medium, page(page_url), "builtin.risk.interact", "activates a control".into());
+        return Classification::new(
+            Effect::Draft,
+            RiskTier::Medium,
+            page(page_url),
+            "builtin.risk.interact",
+            "activates a control".into(),
+        );
     };
     if form.method == "GET" {
-        return navigation(page_url, &form.action, "builtin.risk.search-form", "submits a search (GET) to");
+        return navigation(
+            page_url,
+            &form.action,
+            "builtin.risk.search-form",
+            "submits a search (GET) to",
+        );
     }
     let target = match WebUrl::parse_relative(page_url, &form.action) {
         Ok(u) => u,
         Err(e) => {
-            return Classification::refused("builtin.url.refused", format!("form posts to `{}`: {e}", form.action))
+            return Classification::refused(
+                "builtin.url.refused",
+                format!("form posts to `{}`: {e}", form.action),
+            )
         }
     };
     let mut words = risky_words(&el.name);
@@ -118,35 +165,84 @@ fn submission(el: &ElementFacts, page_url: &str) -> Classification {
     if !words.is_empty() {
         let why = format!(
             "'{}' sends {} {} and reads like `{}`",
-            el.name, form.method, target.scope(), words.join("`, `")
+            el.name,
+            form.method,
+            target.scope(),
+            words.join("`, `")
         );
-        return Classification::new(Effect::Destructive, RiskTier::High, Some(target), "builtin.risk.destructive-words", why);
+        return Classification::new(
+            Effect::Destructive,
+            RiskTier::High,
+            Some(target),
+            "builtin.risk.destructive-words",
+            why,
+        );
     }
     if form.has_password {
         let why = format!("sends credentials to {}", target.scope());
-        return Classification::new(Effect::Authenticate, RiskTier::Medium, Some(target), "builtin.risk.authenticate", why);
+        return Classification::new(
+            Effect::Authenticate,
+            RiskTier::Medium,
+            Some(target),
+            "builtin.risk.authenticate",
+            why,
+        );
     }
     let why = format!("submits a form: {} {}", form.method, target.scope());
-    Classification::new(Effect::Submit, RiskTier::High, Some(target), "builtin.risk.submit", why)
+    Classification::new(
+        Effect::Submit,
+        RiskTier::High,
+        Some(target),
+        "builtin.risk.submit",
+        why,
+    )
 }
 
 const CONTROL_ROLES: &[&str] = &[
-    "button", "menuitem", "menuitemcheckbox", "menuitemradio", "tab", "checkbox", "radio",
-    "switch", "option", "combobox", "listbox", "slider", "spinbutton",
+    "button",
+    "menuitem",
+    "menuitemcheckbox",
+    "menuitemradio",
+    "tab",
+    "checkbox",
+    "radio",
+    "switch",
+    "option",
+    "combobox",
+    "listbox",
+    "slider",
+    "spinbutton",
 ];
 
 /// Classifies activating an element (click, or Enter/Space on it).
 fn activation(el: &ElementFacts, page_url: &str) -> Classification {
     if el.disabled {
-        return Classification::new(Effect::Read, RiskTier::Low, page(page_url), "builtin.risk.disabled", format!("'{}' is disabled", el.name));
+        return Classification::new(
+            Effect::Read,
+            RiskTier::Low,
+            page(page_url),
+            "builtin.risk.disabled",
+            format!("'{}' is disabled", el.name),
+        );
     }
     if el.is_submit {
         return submission(el, page_url);
     }
     let words = risky_words(&el.name);
     if !words.is_empty() {
-        let why = format!("target {} '{}' reads like `{}`", el.role, el.name, words.join("`, `"));
-        return Classification::new(Effect::Destructive, RiskTier::High, page(page_url), "builtin.risk.destructive-words", why);
+        let why = format!(
+            "target {} '{}' reads like `{}`",
+            el.role,
+            el.name,
+            words.join("`, `")
+        );
+        return Classification::new(
+            Effect::Destructive,
+            RiskTier::High,
+            page(page_url),
+            "builtin.risk.destructive-words",
+            why,
+        );
     }
     if let Some(href) = &el.href {
         let what = if el.link_target.as_deref() == Some("_blank") {
@@ -157,15 +253,39 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
         return navigation(page_url, href, "builtin.risk.link", what);
     }
     if el.expanded.is_some() {
-        return Classification::new(Effect::Read, RiskTier::Medium, page(page_url), "builtin.risk.expand", format!("expands or collapses '{}'", el.name));
+        return Classification::new(
+            Effect::Read,
+            RiskTier::Medium,
+            page(page_url),
+            "builtin.risk.expand",
+            format!("expands or collapses '{}'", el.name),
+        );
     }
     if el.editable {
-        return Classification::new(Effect::Read, RiskTier::Low, page(page_url), "builtin.risk.focus", format!("focuses field '{}'", el.name));
+        return Classification::new(
+            Effect::Read,
+            RiskTier::Low,
+            page(page_url),
+            "builtin.risk.focus",
+            format!("focuses field '{}'", el.name),
+        );
     }
     if CONTROL_ROLES.contains(&el.role.as_str()) {
-        return Classification::new(Effect::Draft, RiskTier::Medium, page(page_url), "builtin.risk.interact", format!("activates {} '{}'", el.role, el.name));
+        return Classification::new(
+            Effect::Draft,
+            RiskTier::Medium,
+            page(page_url),
+            "builtin.risk.interact",
+            format!("activates {} '{}'", el.role, el.name),
+        );
     }
-    Classification::new(Effect::Read, RiskTier::Low, page(page_url), "builtin.risk.read", "clicks page content".into())
+    Classification::new(
+        Effect::Read,
+        RiskTier::Low,
+        page(page_url),
+        "builtin.risk.read",
+        "clicks page content".into(),
+    )
 }
 
 /// Classifies one action given the page it runs on and the elements it concerns.
@@ -175,12 +295,25 @@ pub fn classify(
     element: Option<&ElementFacts>,
     focused: Option<&ElementFacts>,
 ) -> Classification {
-    let read = |why: &str| Classification::new(Effect::Read, RiskTier::Low, page(page_url), "builtin.risk.read", why.to_string());
+    let read = |why: &str| {
+        Classification::new(
+            Effect::Read,
+            RiskTier::Low,
+            page(page_url),
+            "builtin.risk.read",
+            why.to_string(),
+        )
+    };
     match action {
-        Action::Navigate { url } => navigation(page_url, url, "builtin.risk.navigate", "navigates to"),
+        Action::Navigate { url } => {
+            navigation(page_url, url, "builtin.risk.navigate", "navigates to")
+        }
         Action::Click { .. } => match element {
             Some(el) => activation(el, page_url),
-            None => Classification::refused("builtin.grounding.unresolved", "click target was not resolved".into()),
+            None => Classification::refused(
+                "builtin.grounding.unresolved",
+                "click target was not resolved".into(),
+            ),
         },
         Action::Type { text, .. } => {
             let el = element.or(focused);
@@ -191,7 +324,10 @@ pub fn classify(
             match el {
                 Some(el) if literal.contains('\n') && !el.multiline && el.form.is_some() => {
                     let mut c = submission(el, page_url);
-                    c.findings.push(("builtin.risk.implicit-submit".into(), "a typed newline submits the form".into()));
+                    c.findings.push((
+                        "builtin.risk.implicit-submit".into(),
+                        "a typed newline submits the form".into(),
+                    ));
                     c
                 }
                 Some(el) if el.editable => Classification::new(
@@ -213,30 +349,45 @@ pub fn classify(
         Action::Key { combo, .. } => {
             let activating = combo.is_enter() || (combo.key == " " && combo.modifiers.is_empty());
             match focused {
-                Some(el) if combo.is_enter() && el.editable && !el.multiline && el.form.is_some() => {
+                Some(el)
+                    if combo.is_enter() && el.editable && !el.multiline && el.form.is_some() =>
+                {
                     let mut c = submission(el, page_url);
-                    c.findings.push(("builtin.risk.implicit-submit".into(), "Enter in a field submits its form".into()));
+                    c.findings.push((
+                        "builtin.risk.implicit-submit".into(),
+                        "Enter in a field submits its form".into(),
+                    ));
                     c
                 }
                 Some(el) if activating && !el.editable => activation(el, page_url),
-                Some(el) if el.editable && !combo.modifiers.ctrl && !combo.modifiers.meta => Classification::new(
-                    Effect::Draft,
-                    RiskTier::Medium,
-                    page(page_url),
-                    "builtin.risk.draft",
-                    format!("presses {combo} in field '{}'", el.name),
-                ),
-                _ if combo.modifiers.ctrl || combo.modifiers.meta || combo.modifiers.alt => Classification::new(
-                    Effect::Draft,
-                    RiskTier::Medium,
-                    page(page_url),
-                    "builtin.risk.shortcut",
-                    format!("presses shortcut {combo}"),
-                ),
+                Some(el) if el.editable && !combo.modifiers.ctrl && !combo.modifiers.meta => {
+                    Classification::new(
+                        Effect::Draft,
+                        RiskTier::Medium,
+                        page(page_url),
+                        "builtin.risk.draft",
+                        format!("presses {combo} in field '{}'", el.name),
+                    )
+                }
+                _ if combo.modifiers.ctrl || combo.modifiers.meta || combo.modifiers.alt => {
+                    Classification::new(
+                        Effect::Draft,
+                        RiskTier::Medium,
+                        page(page_url),
+                        "builtin.risk.shortcut",
+                        format!("presses shortcut {combo}"),
+                    )
+                }
                 _ => read(&format!("presses {combo}")),
             }
         }
-        Action::Drag { .. } => Classification::new(Effect::Draft, RiskTier::Medium, page(page_url), "builtin.risk.drag", "drags on the page".into()),
+        Action::Drag { .. } => Classification::new(
+            Effect::Draft,
+            RiskTier::Medium,
+            page(page_url),
+            "builtin.risk.drag",
+            "drags on the page".into(),
+        ),
         Action::Scroll { .. } => read("scrolls"),
         Action::MouseMove { .. } => read("moves the mouse"),
         Action::Wait { .. } => read("waits for the page"),
@@ -248,7 +399,7 @@ pub fn classify(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use airlock_core::FormFacts;
@@ -275,13 +426,24 @@ mod tests {
         assert_eq!(risky_words("Rerun deploy"), vec!["rerun", "deploy"]);
         assert!(risky_words("Re-run").contains(&"rerun"));
         assert!(risky_words("Submit note").is_empty());
-        assert!(risky_words("Payload viewer").is_empty(), "pay must match as a word");
+        assert!(
+            risky_words("Payload viewer").is_empty(),
+            "pay must match as a word"
+        );
     }
 
     #[test]
     fn a_harmless_label_on_a_destructive_request_is_destructive() {
         let page = "http://ci.example/runs/RUN-78432";
-        let c = activation(&button("OK", "POST", "http://ci.example/runs/RUN-78432/delete", false), page);
+        let c = activation(
+            &button(
+                "OK",
+                "POST",
+                "http://ci.example/runs/RUN-78432/delete",
+                false,
+            ),
+            page,
+        );
         assert_eq!(c.effect, Effect::Destructive);
         assert_eq!(c.tier, RiskTier::High);
     }
@@ -289,12 +451,29 @@ mod tests {
     #[test]
     fn forms_are_classified_by_the_request_they_send() {
         let page = "http://incidents.example/incidents/INC-2048";
-        let c = activation(&button("Submit note", "POST", "http://incidents.example/incidents/INC-2048/notes", false), page);
+        let c = activation(
+            &button(
+                "Submit note",
+                "POST",
+                "http://incidents.example/incidents/INC-2048/notes",
+                false,
+            ),
+            page,
+        );
         assert_eq!((c.effect, c.tier), (Effect::Submit, RiskTier::High));
-        assert_eq!(c.scope.unwrap().scope(), "incidents.example/incidents/INC-2048/notes");
-        let c = activation(&button("Search", "GET", "http://ci.example/runs/search", false), page);
+        assert_eq!(
+            c.scope.unwrap().scope(),
+            "incidents.example/incidents/INC-2048/notes"
+        );
+        let c = activation(
+            &button("Search", "GET", "http://ci.example/runs/search", false),
+            page,
+        );
         assert_eq!((c.effect, c.tier), (Effect::Read, RiskTier::Low));
-        let c = activation(&button("Sign in", "POST", "http://ci.example/login", true), page);
+        let c = activation(
+            &button("Sign in", "POST", "http://ci.example/login", true),
+            page,
+        );
         assert_eq!((c.effect, c.tier), (Effect::Authenticate, RiskTier::Medium));
     }
 
@@ -304,21 +483,53 @@ mod tests {
             role: "textbox".into(),
             name: "Note".into(),
             editable: true,
-            form: button("x", "POST", "http://incidents.example/incidents/INC-2048/notes", false).form,
+            form: button(
+                "x",
+                "POST",
+                "http://incidents.example/incidents/INC-2048/notes",
+                false,
+            )
+            .form,
             ..Default::default()
         };
-        let key = Action::Key { combo: airlock_core::KeyCombo::parse("Return").unwrap(), repeat: 1 };
-        let c = classify(&key, "http://incidents.example/incidents/INC-2048", None, Some(&field));
+        let key = Action::Key {
+            combo: airlock_core::KeyCombo::parse("Return").unwrap(),
+            repeat: 1,
+        };
+        let c = classify(
+            &key,
+            "http://incidents.example/incidents/INC-2048",
+            None,
+            Some(&field),
+        );
         assert_eq!(c.effect, Effect::Submit);
-        let typed = Action::Type { target: None, text: TypedText::Literal("hello\n".into()) };
-        let c = classify(&typed, "http://incidents.example/incidents/INC-2048", None, Some(&field));
+        let typed = Action::Type {
+            target: None,
+            text: TypedText::Literal("hello\n".into()),
+        };
+        let c = classify(
+            &typed,
+            "http://incidents.example/incidents/INC-2048",
+            None,
+            Some(&field),
+        );
         assert_eq!(c.effect, Effect::Submit);
     }
 
     #[test]
     fn bad_schemes_are_refused_outright() {
-        for url in ["javascript:alert(1)", "file:///etc/passwd", "data:text/html,x", "http://user@ci.example/"] {
-            let c = classify(&Action::Navigate { url: url.into() }, "http://ci.example/", None, None);
+        for url in [
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "data:text/html,x",
+            "http://user@ci.example/",
+        ] {
+            let c = classify(
+                &Action::Navigate { url: url.into() },
+                "http://ci.example/",
+                None,
+                None,
+            );
             assert!(c.refusal.is_some(), "{url}");
         }
     }

@@ -95,7 +95,7 @@ pub fn decide_classified(c: &Classification, m: &TaskManifest) -> Decision {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use airlock_core::{FormFacts, Modifiers, MouseButton, Point, Target};
@@ -145,27 +145,66 @@ text = "x"
 
     fn run(action: &Action, page: &str, el: Option<&ElementFacts>) -> Decision {
         let m = TaskManifest::from_toml(M).unwrap();
-        decide(action, &GateContext { manifest: &m, page_url: page, element: el, focused: None })
+        decide(
+            action,
+            &GateContext {
+                manifest: &m,
+                page_url: page,
+                element: el,
+                focused: None,
+            },
+        )
     }
 
     #[test]
     fn navigation_outside_the_domains_is_denied() {
-        let d = run(&Action::Navigate { url: "http://mail.example/inbox".into() }, "http://ci.example/runs", None);
+        let d = run(
+            &Action::Navigate {
+                url: "http://mail.example/inbox".into(),
+            },
+            "http://ci.example/runs",
+            None,
+        );
         assert_eq!(d.verdict, Verdict::Deny);
         assert!(d.rules.contains(&"builtin.nav.outside-domains".to_string()));
-        assert!(d.reason.contains("mail.example is not in the task's domains"), "{}", d.reason);
-        let d = run(&Action::Navigate { url: "http://CI.example./runs".into() }, "about:blank", None);
+        assert!(
+            d.reason
+                .contains("mail.example is not in the task's domains"),
+            "{}",
+            d.reason
+        );
+        let d = run(
+            &Action::Navigate {
+                url: "http://CI.example./runs".into(),
+            },
+            "about:blank",
+            None,
+        );
         assert_eq!(d.verdict, Verdict::Allow);
     }
 
     #[test]
     fn declared_submit_needs_approval_and_undeclared_is_denied() {
         let page = "http://incidents.example/incidents/INC-2048";
-        let d = run(&click(), page, Some(&submit_button("Submit note", "http://incidents.example/incidents/INC-2048/notes")));
+        let d = run(
+            &click(),
+            page,
+            Some(&submit_button(
+                "Submit note",
+                "http://incidents.example/incidents/INC-2048/notes",
+            )),
+        );
         assert_eq!(d.verdict, Verdict::NeedsApproval);
         assert!(d.rules.contains(&"builtin.risk.submit".to_string()));
         let other = "http://incidents.example/incidents/INC-9911";
-        let d = run(&click(), other, Some(&submit_button("Submit note", "http://incidents.example/incidents/INC-9911/notes")));
+        let d = run(
+            &click(),
+            other,
+            Some(&submit_button(
+                "Submit note",
+                "http://incidents.example/incidents/INC-9911/notes",
+            )),
+        );
         assert_eq!(d.verdict, Verdict::Deny);
         assert!(d.rules.contains(&"builtin.effect.undeclared".to_string()));
     }
@@ -177,16 +216,35 @@ text = "x"
             let el = submit_button(name, &format!("http://ci.example/runs/RUN-78432/{path}"));
             let d = run(&click(), page, Some(&el));
             assert_eq!(d.verdict, Verdict::Deny, "{name}");
-            assert!(d.rules.contains(&"builtin.risk.destructive-words".to_string()));
+            assert!(d
+                .rules
+                .contains(&"builtin.risk.destructive-words".to_string()));
         }
     }
 
     #[test]
     fn typing_is_a_checkpointed_draft() {
-        let field = ElementFacts { role: "textbox".into(), name: "Draft note".into(), editable: true, multiline: true, ..Default::default() };
+        let field = ElementFacts {
+            role: "textbox".into(),
+            name: "Draft note".into(),
+            editable: true,
+            multiline: true,
+            ..Default::default()
+        };
         let m = TaskManifest::from_toml(M).unwrap();
-        let ctx = GateContext { manifest: &m, page_url: "http://incidents.example/incidents/INC-2048", element: None, focused: Some(&field) };
-        let d = decide(&Action::Type { target: None, text: airlock_core::TypedText::Literal("note".into()) }, &ctx);
+        let ctx = GateContext {
+            manifest: &m,
+            page_url: "http://incidents.example/incidents/INC-2048",
+            element: None,
+            focused: Some(&field),
+        };
+        let d = decide(
+            &Action::Type {
+                target: None,
+                text: airlock_core::TypedText::Literal("note".into()),
+            },
+            &ctx,
+        );
         assert_eq!(d.verdict, Verdict::Checkpoint);
     }
 }

@@ -1,5 +1,10 @@
 //! One run's browser: launch, observe, ground targets, execute typed actions, tear down.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "serde_json::Value indexing by key yields Null for missing keys; it does not panic"
+)]
+
 use crate::cdp::{Cdp, CdpError, CdpEvent};
 use crate::js;
 use crate::keys::{key_events, modifier_bits};
@@ -8,7 +13,9 @@ use crate::proxy::{EgressPolicy, EgressProxy, EgressRecord};
 use crate::snapshot::{self, AxNode};
 use crate::{GroundingError, SandboxError};
 use airlock_core::coords::Viewport;
-use airlock_core::{Action, ElementFacts, MouseButton, Observation, Point, Target, TypedText, WaitCondition};
+use airlock_core::{
+    Action, ElementFacts, MouseButton, Observation, Point, Target, TypedText, WaitCondition,
+};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -136,7 +143,9 @@ impl BrowserSandbox {
         self.cdp
             .call(None, "Browser.getVersion", json!({}), t(20_000))
             .await
-            .map_err(|e| SandboxError::Launch(format!("chromium did not answer on its pipe: {e}")))?;
+            .map_err(|e| {
+                SandboxError::Launch(format!("chromium did not answer on its pipe: {e}"))
+            })?;
         let targets = self.browser("Target.getTargets", json!({})).await?;
         let page = targets["targetInfos"]
             .as_array()
@@ -331,7 +340,9 @@ impl BrowserSandbox {
         let Some(obj) = f["result"]["objectId"].as_str().map(str::to_string) else {
             return Ok(None);
         };
-        let node = self.page("DOM.describeNode", json!({"objectId": obj})).await?;
+        let node = self
+            .page("DOM.describeNode", json!({"objectId": obj}))
+            .await?;
         let Some(backend) = node["node"]["backendNodeId"].as_i64() else {
             return Ok(None);
         };
@@ -340,7 +351,11 @@ impl BrowserSandbox {
     }
 
     /// Resolves a target to exactly one element, or fails closed with the reason.
-    pub async fn resolve(&mut self, target: &Target, known_refs: &[String]) -> Result<Resolved, SandboxError> {
+    pub async fn resolve(
+        &mut self,
+        target: &Target,
+        known_refs: &[String],
+    ) -> Result<Resolved, SandboxError> {
         match target {
             Target::Point(p) => {
                 if p.x < 0.0
@@ -375,7 +390,9 @@ impl BrowserSandbox {
                 let nodes = self.ax_nodes().await?;
                 let found = snapshot::find_by_role(&nodes, role, name);
                 let backend = match found.as_slice() {
-                    [one] => one.backend_id.ok_or_else(|| GroundingError::NoMatch(target.to_string()))?,
+                    [one] => one
+                        .backend_id
+                        .ok_or_else(|| GroundingError::NoMatch(target.to_string()))?,
                     [] => return Err(GroundingError::NoMatch(target.to_string()).into()),
                     many => {
                         return Err(GroundingError::Ambiguous {
@@ -401,7 +418,9 @@ impl BrowserSandbox {
                     .await?;
                 let res = &v["result"];
                 if let Some(obj) = res["objectId"].as_str() {
-                    let node = self.page("DOM.describeNode", json!({"objectId": obj})).await?;
+                    let node = self
+                        .page("DOM.describeNode", json!({"objectId": obj}))
+                        .await?;
                     let backend = node["node"]["backendNodeId"]
                         .as_i64()
                         .ok_or_else(|| GroundingError::NoMatch(target.to_string()))?;
@@ -423,9 +442,16 @@ impl BrowserSandbox {
 
     /// An element target: scroll it into view, find its centre, and check that a click there
     /// would reach it (not an overlay on top of it).
-    async fn resolve_element(&mut self, backend: i64, target: &Target) -> Result<Resolved, SandboxError> {
+    async fn resolve_element(
+        &mut self,
+        backend: i64,
+        target: &Target,
+    ) -> Result<Resolved, SandboxError> {
         let _ = self
-            .page("DOM.scrollIntoViewIfNeeded", json!({"backendNodeId": backend}))
+            .page(
+                "DOM.scrollIntoViewIfNeeded",
+                json!({"backendNodeId": backend}),
+            )
             .await;
         let (facts, actionable) = self.describe(backend).await?;
         let center = facts
@@ -518,7 +544,9 @@ impl BrowserSandbox {
         let Some(aobj) = a["result"]["objectId"].as_str() else {
             return Ok(backend);
         };
-        let node = self.page("DOM.describeNode", json!({"objectId": aobj})).await?;
+        let node = self
+            .page("DOM.describeNode", json!({"objectId": aobj}))
+            .await?;
         Ok(node["node"]["backendNodeId"].as_i64().unwrap_or(backend))
     }
 
@@ -551,7 +579,10 @@ impl BrowserSandbox {
         }
         facts.node_ref = format!("e{actionable}");
         let _ = self
-            .page("Runtime.releaseObjectGroup", json!({"objectGroup": "airlock"}))
+            .page(
+                "Runtime.releaseObjectGroup",
+                json!({"objectGroup": "airlock"}),
+            )
             .await;
         Ok((facts, actionable))
     }
@@ -560,7 +591,11 @@ impl BrowserSandbox {
     ///
     /// For clicks the element under the point is checked again immediately before dispatch:
     /// if it is no longer the element the decision was about, nothing is clicked.
-    pub async fn execute(&mut self, action: &Action, resolved: Option<&Resolved>) -> Result<String, SandboxError> {
+    pub async fn execute(
+        &mut self,
+        action: &Action,
+        resolved: Option<&Resolved>,
+    ) -> Result<String, SandboxError> {
         let events = self.cdp.events();
         let started = Instant::now();
         let note = match action {
@@ -581,7 +616,10 @@ impl BrowserSandbox {
                 self.recheck(res).await?;
                 self.click(res.point, *button, *count, modifier_bits(modifiers))
                     .await?;
-                format!("clicked {} '{}' at {}", res.facts.role, res.facts.name, res.point)
+                format!(
+                    "clicked {} '{}' at {}",
+                    res.facts.role, res.facts.name, res.point
+                )
             }
             Action::Type { text, .. } => {
                 if let Some(res) = resolved {
@@ -596,8 +634,11 @@ impl BrowserSandbox {
                 let mut first = true;
                 for line in text.split('\n') {
                     if !first {
-                        self.key(&airlock_core::KeyCombo::parse("Return").map_err(|e| SandboxError::Page(e.to_string()))?)
-                            .await?;
+                        self.key(
+                            &airlock_core::KeyCombo::parse("Return")
+                                .map_err(|e| SandboxError::Page(e.to_string()))?,
+                        )
+                        .await?;
                     }
                     first = false;
                     if !line.is_empty() {
@@ -630,7 +671,8 @@ impl BrowserSandbox {
             }
             Action::Drag { from, to } => {
                 self.mouse_event("mouseMoved", *from, "none", 0, 0).await?;
-                self.mouse_event("mousePressed", *from, "left", 1, 0).await?;
+                self.mouse_event("mousePressed", *from, "left", 1, 0)
+                    .await?;
                 self.mouse_event("mouseMoved", *to, "left", 0, 0).await?;
                 self.mouse_event("mouseReleased", *to, "left", 1, 0).await?;
                 format!("dragged from {from} to {to}")
@@ -641,16 +683,26 @@ impl BrowserSandbox {
             } => {
                 let limit = Duration::from_millis(*timeout_ms).min(self.step_timeout);
                 return if self.wait_for(condition, limit).await? {
-                    Ok(format!("{condition} after {} ms", started.elapsed().as_millis()))
+                    Ok(format!(
+                        "{condition} after {} ms",
+                        started.elapsed().as_millis()
+                    ))
                 } else {
-                    Ok(format!("{condition}: not met within {} ms", limit.as_millis()))
+                    Ok(format!(
+                        "{condition}: not met within {} ms",
+                        limit.as_millis()
+                    ))
                 };
             }
             Action::Screenshot | Action::Done { .. } => return Ok("ok".into()),
             Action::Back | Action::Forward => {
                 let h = self.page("Page.getNavigationHistory", json!({})).await?;
                 let idx = h["currentIndex"].as_i64().unwrap_or(0);
-                let want = if matches!(action, Action::Back) { idx - 1 } else { idx + 1 };
+                let want = if matches!(action, Action::Back) {
+                    idx - 1
+                } else {
+                    idx + 1
+                };
                 let entry = usize::try_from(want).ok().and_then(|i| h["entries"].get(i));
                 let Some(id) = entry.and_then(|e| e["id"].as_i64()) else {
                     return Ok("no history entry".into());
@@ -682,7 +734,14 @@ impl BrowserSandbox {
         Ok(())
     }
 
-    async fn mouse_event(&mut self, kind: &str, p: Point, button: &str, clicks: u8, mods: i64) -> Result<(), SandboxError> {
+    async fn mouse_event(
+        &mut self,
+        kind: &str,
+        p: Point,
+        button: &str,
+        clicks: u8,
+        mods: i64,
+    ) -> Result<(), SandboxError> {
         self.page(
             "Input.dispatchMouseEvent",
             json!({"type": kind, "x": p.x, "y": p.y, "button": button, "clickCount": clicks, "modifiers": mods}),
@@ -692,7 +751,13 @@ impl BrowserSandbox {
         Ok(())
     }
 
-    async fn click(&mut self, p: Point, button: MouseButton, count: u8, mods: i64) -> Result<(), SandboxError> {
+    async fn click(
+        &mut self,
+        p: Point,
+        button: MouseButton,
+        count: u8,
+        mods: i64,
+    ) -> Result<(), SandboxError> {
         let b = match button {
             MouseButton::Left => "left",
             MouseButton::Right => "right",
@@ -716,7 +781,11 @@ impl BrowserSandbox {
     /// Waits until the page settles after an action: no main-frame navigation in flight, the
     /// document complete, no `aria-busy` element, and a quiet DOM. Bounded by the step timeout;
     /// a page that never settles is reported, not waited on forever.
-    async fn settle(&mut self, mut events: broadcast::Receiver<CdpEvent>, started: Instant) -> Result<Option<String>, SandboxError> {
+    async fn settle(
+        &mut self,
+        mut events: broadcast::Receiver<CdpEvent>,
+        started: Instant,
+    ) -> Result<Option<String>, SandboxError> {
         let deadline = started + self.step_timeout;
         let mut loading = false;
         loop {
@@ -729,7 +798,9 @@ impl BrowserSandbox {
                         let main = ev.params["frameId"].as_str() == Some(self.frame_id.as_str())
                             || ev.params["frame"]["id"].as_str() == Some(self.frame_id.as_str());
                         match ev.method.as_str() {
-                            "Page.frameRequestedNavigation" | "Page.frameStartedLoading" if main => {
+                            "Page.frameRequestedNavigation" | "Page.frameStartedLoading"
+                                if main =>
+                            {
                                 loading = true
                             }
                             "Page.frameStoppedLoading" if main => loading = false,
@@ -753,7 +824,11 @@ impl BrowserSandbox {
                         return Ok(Some(format!(
                             "page not settled after {} ms ({})",
                             self.step_timeout.as_millis(),
-                            if busy { "busy indicator still shown" } else { "still changing" }
+                            if busy {
+                                "busy indicator still shown"
+                            } else {
+                                "still changing"
+                            }
                         )));
                     }
                 }
@@ -769,7 +844,11 @@ impl BrowserSandbox {
     }
 
     /// Polls a condition until it holds or `limit` passes. Never a blind sleep.
-    pub async fn wait_for(&mut self, cond: &WaitCondition, limit: Duration) -> Result<bool, SandboxError> {
+    pub async fn wait_for(
+        &mut self,
+        cond: &WaitCondition,
+        limit: Duration,
+    ) -> Result<bool, SandboxError> {
         let started = Instant::now();
         if matches!(cond, WaitCondition::Settled) {
             let events = self.cdp.events();

@@ -188,7 +188,7 @@ impl Cdp {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -222,9 +222,15 @@ mod tests {
             }
         });
         let t = Duration::from_secs(2);
-        let v = cdp.call(Some("S"), "Page.enable", json!({}), t).await.unwrap();
+        let v = cdp
+            .call(Some("S"), "Page.enable", json!({}), t)
+            .await
+            .unwrap();
         assert_eq!(v["echo"], "Page.enable");
-        let err = cdp.call(None, "Bad.method", json!({}), t).await.unwrap_err();
+        let err = cdp
+            .call(None, "Bad.method", json!({}), t)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("not found"));
         let ev = events.recv().await.unwrap();
         assert_eq!(ev.method, "Page.loadEventFired");
@@ -238,7 +244,12 @@ mod tests {
         let cdp = Cdp::start(r, w);
         drop(theirs);
         let err = cdp
-            .call(None, "Browser.getVersion", json!({}), Duration::from_secs(5))
+            .call(
+                None,
+                "Browser.getVersion",
+                json!({}),
+                Duration::from_secs(5),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, CdpError::Closed | CdpError::Timeout { .. }));

@@ -108,7 +108,7 @@ pub fn key_events(combo: &KeyCombo) -> (Value, Value) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

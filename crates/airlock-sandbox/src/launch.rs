@@ -22,7 +22,11 @@ pub fn find_chromium() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     // Debian's /usr/bin/chromium is a shell wrapper; the real binary avoids its extra process.
-    for p in ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+    for p in [
+        "/usr/lib/chromium/chromium",
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+    ] {
         if Path::new(p).exists() {
             return Some(PathBuf::from(p));
         }
@@ -117,7 +121,9 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, SandboxError> {
         rustix::process::getegid().as_raw()
     };
 
-    let run_dir = spec.scratch_root.join(format!("airlock-run-{}", spec.run_id));
+    let run_dir = spec
+        .scratch_root
+        .join(format!("airlock-run-{}", spec.run_id));
     if run_dir.exists() {
         // A run id is unique; an existing directory is someone else's or a leftover: refuse.
         return Err(SandboxError::Launch(format!(
@@ -194,7 +200,11 @@ fn process_table() -> Vec<(u32, u32, i64)> {
         return out;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -256,7 +266,12 @@ fn kill(pid: u32) {
 }
 
 /// Kills every process of the run, reaps the browser, removes the run directory.
-pub async fn teardown(mut child: Child, browser_pid: u32, run_id: &str, run_dir: &Path) -> TeardownReport {
+pub async fn teardown(
+    mut child: Child,
+    browser_pid: u32,
+    run_id: &str,
+    run_dir: &Path,
+) -> TeardownReport {
     let mut killed = BTreeSet::new();
     // Kill until nothing of the run is left (new children can appear while we kill).
     for _ in 0..50 {

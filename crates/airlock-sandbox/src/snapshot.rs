@@ -5,20 +5,51 @@
 //! ref `e<backendDOMNodeId>`: stable for the element's lifetime, and resolvable back to the DOM
 //! node without trusting anything the page says about itself.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "serde_json::Value indexing by key yields Null for missing keys; it does not panic"
+)]
+
 use serde_json::Value;
 use std::collections::HashMap;
 
 /// Roles that carry no meaning of their own; their children are shown in their place.
 const TRANSPARENT: &[&str] = &[
-    "generic", "none", "presentation", "LineBreak", "InlineTextBox", "RootWebArea", "WebArea",
-    "paragraph", "Section", "group", "LayoutTable", "LayoutTableRow", "LayoutTableCell",
+    "generic",
+    "none",
+    "presentation",
+    "LineBreak",
+    "InlineTextBox",
+    "RootWebArea",
+    "WebArea",
+    "paragraph",
+    "Section",
+    "group",
+    "LayoutTable",
+    "LayoutTableRow",
+    "LayoutTableCell",
 ];
 
 /// Roles that get a ref because a model may act on them.
 const INTERACTIVE: &[&str] = &[
-    "link", "button", "textbox", "searchbox", "checkbox", "radio", "combobox", "listbox",
-    "option", "menuitem", "menuitemcheckbox", "menuitemradio", "tab", "switch", "slider",
-    "spinbutton", "treeitem", "DisclosureTriangle",
+    "link",
+    "button",
+    "textbox",
+    "searchbox",
+    "checkbox",
+    "radio",
+    "combobox",
+    "listbox",
+    "option",
+    "menuitem",
+    "menuitemcheckbox",
+    "menuitemradio",
+    "tab",
+    "switch",
+    "slider",
+    "spinbutton",
+    "treeitem",
+    "DisclosureTriangle",
 ];
 
 /// One AX node reduced to what we use.
@@ -92,7 +123,11 @@ pub fn parse_ax_nodes(result: &Value) -> Vec<AxNode> {
                 children: n
                     .get("childIds")
                     .and_then(Value::as_array)
-                    .map(|c| c.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 backend_id: n.get("backendDOMNodeId").and_then(Value::as_i64),
                 props,
@@ -148,7 +183,11 @@ fn walk(
     if !transparent {
         if node.role == "StaticText" {
             if !node.name.trim().is_empty() && parent_name != Some(node.name.as_str()) {
-                out.push(format!("{}- text {}", "  ".repeat(depth), quote(&node.name)));
+                out.push(format!(
+                    "{}- text {}",
+                    "  ".repeat(depth),
+                    quote(&node.name)
+                ));
             }
             return;
         }
@@ -191,13 +230,16 @@ pub fn find_by_role<'a>(nodes: &'a [AxNode], role: &str, name: &str) -> Vec<&'a 
     nodes
         .iter()
         .filter(|n| {
-            !n.ignored && n.role.eq_ignore_ascii_case(role) && n.name.trim() == name && n.backend_id.is_some()
+            !n.ignored
+                && n.role.eq_ignore_ascii_case(role)
+                && n.name.trim() == name
+                && n.backend_id.is_some()
         })
         .collect()
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -217,8 +259,15 @@ mod tests {
     fn renders_roles_names_and_refs_for_interactive_nodes() {
         let nodes = parse_ax_nodes(&tree());
         let s = render(&nodes);
-        assert!(s.text.contains("- heading \"RUN-78432\" [level=1]"), "{}", s.text);
-        assert!(!s.text.contains("text \"RUN-78432\""), "duplicate static text shown");
+        assert!(
+            s.text.contains("- heading \"RUN-78432\" [level=1]"),
+            "{}",
+            s.text
+        );
+        assert!(
+            !s.text.contains("text \"RUN-78432\""),
+            "duplicate static text shown"
+        );
         assert!(s.text.contains("- button \"Delete run\" [ref=e9]"));
         assert_eq!(s.refs, vec!["e9", "e11"]);
     }

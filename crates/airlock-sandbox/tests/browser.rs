@@ -1,6 +1,6 @@
 //! The sandbox against a real Chromium and purpose-built pages served on loopback.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use airlock_core::host::HostName;
 use airlock_core::{Action, Modifiers, MouseButton, Point, Target, TypedText};
@@ -77,9 +77,14 @@ const FORM: &str = r#"<!doctype html><title>Form</title>
 async fn observes_resolves_and_tears_down_cleanly() {
     let mut sb = open(HashMap::from([("/", FORM)]), "observe").await;
     let pid = sb.browser_pid();
-    sb.execute(&Action::Navigate { url: "http://app.example/".into() }, None)
-        .await
-        .unwrap();
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
     let obs = sb.observe().await.unwrap();
     assert_eq!(obs.url, "http://app.example/");
     assert_eq!(obs.title, "Form");
@@ -101,25 +106,44 @@ async fn observes_resolves_and_tears_down_cleanly() {
     assert!(form.fields.contains(&("note".into(), "hi".into())));
 
     // Role+name matching several elements fails closed.
-    let twin = Target::Role { role: "button".into(), name: "Twin".into() };
+    let twin = Target::Role {
+        role: "button".into(),
+        name: "Twin".into(),
+    };
     let err = sb.resolve(&twin, &obs.refs).await.unwrap_err();
     assert!(err.to_string().contains("2 elements match"), "{err}");
     // Zero matches fails closed too.
-    let none = Target::Role { role: "button".into(), name: "Launch".into() };
+    let none = Target::Role {
+        role: "button".into(),
+        name: "Launch".into(),
+    };
     let err = sb.resolve(&none, &obs.refs).await.unwrap_err();
     assert!(err.to_string().contains("no element matches"), "{err}");
     // An element under an overlay is not clickable by role.
-    let hidden = Target::Role { role: "button".into(), name: "Hidden target".into() };
+    let hidden = Target::Role {
+        role: "button".into(),
+        name: "Hidden target".into(),
+    };
     let err = sb.resolve(&hidden, &obs.refs).await.unwrap_err();
     assert!(err.to_string().contains("covered by"), "{err}");
     // A ref that was never observed is refused.
-    let err = sb.resolve(&Target::Ref("e999999".into()), &obs.refs).await.unwrap_err();
-    assert!(err.to_string().contains("not in the latest observation"), "{err}");
+    let err = sb
+        .resolve(&Target::Ref("e999999".into()), &obs.refs)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not in the latest observation"),
+        "{err}"
+    );
 
     let report = sb.teardown().await;
     assert!(report.clean(), "{report:?}");
     assert!(report.processes_killed.contains(&pid));
-    assert!(airlock_sandbox::launch::run_processes(pid, &format!("observe-{}", std::process::id())).is_empty());
+    assert!(airlock_sandbox::launch::run_processes(
+        pid,
+        &format!("observe-{}", std::process::id())
+    )
+    .is_empty());
 }
 
 const DRIFT: &str = r#"<!doctype html><title>Drift</title>
@@ -131,9 +155,14 @@ document.body.appendChild(b); }, 1500);</script>"#;
 #[tokio::test]
 async fn a_target_that_moves_before_dispatch_is_not_clicked() {
     let mut sb = open(HashMap::from([("/", DRIFT)]), "drift").await;
-    sb.execute(&Action::Navigate { url: "http://app.example/".into() }, None)
-        .await
-        .unwrap();
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
     let obs = sb.observe().await.unwrap();
     let act = click(Target::Point(Point { x: 150.0, y: 120.0 }));
     let r = sb.resolve(act.target().unwrap(), &obs.refs).await.unwrap();
@@ -152,18 +181,32 @@ const TYPING: &str = r#"<!doctype html><title>T</title><textarea id=t aria-label
 #[tokio::test]
 async fn typing_goes_into_the_focused_field() {
     let mut sb = open(HashMap::from([("/", TYPING)]), "typing").await;
-    sb.execute(&Action::Navigate { url: "http://app.example/".into() }, None)
-        .await
-        .unwrap();
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
     let obs = sb.observe().await.unwrap();
-    let act = click(Target::Role { role: "textbox".into(), name: "Body".into() });
+    let act = click(Target::Role {
+        role: "textbox".into(),
+        name: "Body".into(),
+    });
     let r = sb.resolve(act.target().unwrap(), &obs.refs).await.unwrap();
     sb.execute(&act, Some(&r)).await.unwrap();
     let focused = sb.focused().await.unwrap().unwrap();
     assert!(focused.editable && focused.multiline);
-    sb.execute(&Action::Type { target: None, text: TypedText::Literal("hello\nworld".into()) }, None)
-        .await
-        .unwrap();
+    sb.execute(
+        &Action::Type {
+            target: None,
+            text: TypedText::Literal("hello\nworld".into()),
+        },
+        None,
+    )
+    .await
+    .unwrap();
     let obs = sb.observe().await.unwrap();
     assert!(obs.snapshot.contains("hello"), "{}", obs.snapshot);
     assert!(sb.teardown().await.clean());
@@ -171,18 +214,41 @@ async fn typing_goes_into_the_focused_field() {
 
 #[tokio::test]
 async fn requests_outside_the_policy_never_leave_and_are_recorded() {
-    let addr = serve(HashMap::from([("/", "<title>ok</title><img src='http://evil.example/pixel.png'>")])).await;
+    let addr = serve(HashMap::from([(
+        "/",
+        "<title>ok</title><img src='http://evil.example/pixel.png'>",
+    )]))
+    .await;
     let id = format!("egress-{}", std::process::id());
-    let (mut sb, mut rx) = BrowserSandbox::launch(SandboxConfig::new(&id, policy(addr))).await.unwrap();
-    sb.execute(&Action::Navigate { url: "http://app.example/".into() }, None).await.unwrap();
-    let _ = sb.execute(&Action::Navigate { url: "http://127.0.0.1:9/".into() }, None).await;
+    let (mut sb, mut rx) = BrowserSandbox::launch(SandboxConfig::new(&id, policy(addr)))
+        .await
+        .unwrap();
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let _ = sb
+        .execute(
+            &Action::Navigate {
+                url: "http://127.0.0.1:9/".into(),
+            },
+            None,
+        )
+        .await;
     assert!(sb.teardown().await.clean());
     let mut records = Vec::new();
     while let Ok(r) = rx.try_recv() {
         records.push(r);
     }
     assert!(records.iter().any(|r| r.host == "app.example" && r.allowed));
-    let evil = records.iter().find(|r| r.host == "evil.example").expect("evil request recorded");
+    let evil = records
+        .iter()
+        .find(|r| r.host == "evil.example")
+        .expect("evil request recorded");
     assert!(!evil.allowed);
     assert!(records.iter().all(|r| r.host != "127.0.0.1" || !r.allowed));
 }
