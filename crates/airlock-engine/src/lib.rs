@@ -247,6 +247,25 @@ fn action_for_audit(action: &Action, el: Option<&ElementFacts>) -> serde_json::V
     }
 }
 
+/// Replaces every occurrence of each hidden string inside JSON strings.
+fn redact_json(v: serde_json::Value, hidden: &[String]) -> serde_json::Value {
+    use serde_json::Value as V;
+    if hidden.is_empty() {
+        return v;
+    }
+    match v {
+        V::String(mut s) => {
+            for h in hidden {
+                s = s.replace(h.as_str(), "[redacted]");
+            }
+            V::String(s)
+        }
+        V::Array(a) => V::Array(a.into_iter().map(|x| redact_json(x, hidden)).collect()),
+        V::Object(o) => V::Object(o.into_iter().map(|(k, x)| (k, redact_json(x, hidden))).collect()),
+        other => other,
+    }
+}
+
 fn facts_for_audit(el: Option<&ElementFacts>) -> serde_json::Value {
     el.map(|e| serde_json::to_value(e).unwrap_or(json!(null)))
         .unwrap_or(json!(null))
@@ -617,10 +636,27 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 }
                 Ok(Ok(p)) => p,
             };
+            // Text typed into a focused password field is not written down, not even in the raw
+            // payload. (The secrets broker generalises this to every known secret value.)
+            let hidden: Vec<String> = if is_password_field(obs.focused.as_ref()) {
+                proposal
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::Type { target: None, text: TypedText::Literal(t) } if !t.is_empty() => Some(t.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             self.record(
                 live,
                 "proposal",
-                json!({"step": step, "source": proposal.source, "raw": proposal.raw, "actions": proposal.actions}),
+                redact_json(
+                    json!({"step": step, "source": proposal.source, "raw": proposal.raw, "actions": proposal.actions}),
+                    &hidden,
+                ),
                 &[],
             )?;
             feedback = Vec::new();
@@ -975,6 +1011,14 @@ mod tests {
         let v = action_for_audit(&a, Some(&el));
         assert!(!v.to_string().contains("hunter2"));
         assert!(!describe(&a, Some(&el), None).contains("hunter2"));
+    }
+
+    #[test]
+    fn redaction_reaches_nested_strings() {
+        let v = json!({"raw": {"input": {"text": "pw123"}}, "list": ["a pw123 b"]});
+        let r = redact_json(v, &["pw123".to_string()]);
+        assert!(!r.to_string().contains("pw123"));
+        assert_eq!(r["list"][0], "a [redacted] b");
     }
 
     #[test]

@@ -1,0 +1,417 @@
+//! End-to-end: the `airlock` binary, a real Chromium, the real portal, a real SQLite audit.
+//!
+//! Tests that need to inspect the system of record run their own portal in this process and map
+//! the task's hosts to it (`"ci.example" = "127.0.0.1:PORT"`), exactly as a user maps their own
+//! apps; the example task itself uses the in-process bundled portal.
+
+use airlock_portal::{PortalConfig, PortalHandle, SOR_TOKEN_HEADER};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+const EXAMPLE_TASK: &str = "examples/ci-incident/task.toml";
+const EXAMPLE_TRANSCRIPT: &str = "examples/ci-incident/transcript.jsonl";
+
+/// Login lines of the example transcript (coordinates of the bundled portal's login form).
+const LOGIN: &str = r#"{"action":"left_click","coordinate":[632,287]}
+{"action":"type","text":"ci-reader"}
+{"action":"left_click","coordinate":[632,373]}
+{"action":"type","text":"correct-horse-battery"}
+{"action":"left_click","coordinate":[632,433]}
+"#;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Case {
+        Case {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    /// The example task with its hosts mapped to `portal` instead of the bundled one.
+    fn task_for(&self, portal: &PortalHandle) -> PathBuf {
+        let text = std::fs::read_to_string(root().join(EXAMPLE_TASK)).expect("example task");
+        let text = text.replace("\"bundled-portal\"", &format!("\"{}\"", portal.addr))
+            + &format!(
+                "\n[verifier]\nheader_name = \"{SOR_TOKEN_HEADER}\"\nheader_env = \"TEST_SOR_TOKEN\"\n"
+            );
+        self.file("task.toml", &text)
+    }
+
+    async fn airlock(&self, args: &[&str], portal: Option<&PortalHandle>) -> Output {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.current_dir(root())
+            .arg("--home")
+            .arg(self.home())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        if let Some(p) = portal {
+            cmd.env("TEST_SOR_TOKEN", &p.sor_token);
+        }
+        tokio::task::spawn_blocking(move || cmd.output().expect("run airlock"))
+            .await
+            .expect("join")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run_id(o: &Output) -> String {
+    let t = text(o);
+    t.lines()
+        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.split(':').next()))
+        .unwrap_or_else(|| panic!("no run id in output:\n{t}"))
+        .to_string()
+}
+
+async fn portal() -> PortalHandle {
+    airlock_portal::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        PortalConfig {
+            spinner_ms: 800,
+            sor_token: String::new(),
+        },
+    )
+    .await
+    .expect("portal")
+}
+
+/// Reads the system of record the way a verifier would.
+async fn sor(p: &PortalHandle, path: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(p.addr).await.expect("connect");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: incidents.example\r\n{SOR_TOKEN_HEADER}: {}\r\nConnection: close\r\n\r\n",
+        p.sor_token
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let resp = String::from_utf8_lossy(&buf).to_string();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not json: {resp}"))
+}
+
+/// Every run must leave no browser process and no profile directory behind.
+fn assert_no_leftovers(run_id: &str) {
+    let marker = format!("AIRLOCK_RUN={run_id}");
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        assert!(
+            zombie || !env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()),
+            "process {:?} of run {run_id} survived teardown",
+            entry.file_name()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("airlock-run-{run_id}"));
+    assert!(!dir.exists(), "profile directory {} survived", dir.display());
+}
+
+fn events(home: &Path, run_id: &str) -> Vec<Value> {
+    let out = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(["audit", "show", run_id])
+        .output()
+        .expect("audit show");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event json"))
+        .collect()
+}
+
+fn decisions(evs: &[Value]) -> Vec<&Value> {
+    evs.iter().filter(|e| e["kind"] == "decision").collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approve_path_succeeds_and_is_verified_by_the_host() {
+    let c = Case::new();
+    let transcript = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let out = c
+        .airlock(
+            &["run", EXAMPLE_TASK, "--model", &transcript, "--approvals", "approve-all", "--json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let id = report["run_id"].as_str().expect("run id").to_string();
+    assert_eq!(report["outcome"]["outcome"], "succeeded");
+    let criteria = report["criteria"].as_array().expect("criteria");
+    assert_eq!(criteria.len(), 4);
+    assert!(criteria.iter().all(|c| c["passed"] == true), "{criteria:?}");
+    assert_eq!(report["teardown"]["run_dir_removed"], true);
+    assert_eq!(report["teardown"]["processes_remaining"], serde_json::json!([]));
+    assert_no_leftovers(&id);
+
+    // The approval is on record, before the action's result, and names who gave it.
+    let evs = events(&c.home(), &id);
+    let approval = evs.iter().position(|e| e["kind"] == "approval").expect("approval");
+    assert_eq!(evs[approval]["payload"]["answer"]["by"], "policy:--approvals=approve-all");
+    let submit = evs
+        .iter()
+        .position(|e| e["kind"] == "decision" && e["payload"]["decision"]["effect"] == "submit")
+        .expect("submit decision");
+    assert!(submit < approval);
+    assert_eq!(evs[approval + 1]["kind"], "action_result");
+    // The typed test password never reaches the audit.
+    let all = serde_json::to_string(&evs).expect("json");
+    assert!(!all.contains(airlock_portal::TEST_PASSWORD));
+
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    assert!(text(&v).contains("ok"), "{}", text(&v));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deny_path_stops_at_the_submit_and_changes_nothing() {
+    let c = Case::new();
+    let p = portal().await;
+    let task = c.task_for(&p);
+    let before_2048 = sor(&p, "/_sor/incidents/INC-2048").await;
+    let before_9911 = sor(&p, "/_sor/incidents/INC-9911").await;
+    let transcript = format!("scripted:{}", root().join(EXAMPLE_TRANSCRIPT).display());
+    let out = c
+        .airlock(
+            &["run", task.to_str().expect("utf8"), "--model", &transcript, "--approvals", "deny"],
+            Some(&p),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("approval denied at step"), "{t}");
+    assert_eq!(sor(&p, "/_sor/incidents/INC-2048").await, before_2048);
+    assert_eq!(sor(&p, "/_sor/incidents/INC-9911").await, before_9911);
+    // The browser never sent the note.
+    let log = sor(&p, "/_sor/requests").await;
+    assert!(!log
+        .as_array()
+        .expect("log")
+        .iter()
+        .any(|r| r["method"] == "POST" && r["path"].as_str().unwrap_or("").ends_with("/notes")));
+    let id = run_id(&out);
+    assert_no_leftovers(&id);
+    let evs = events(&c.home(), &id);
+    let last_decision = decisions(&evs).last().copied().expect("decision");
+    assert_eq!(last_decision["payload"]["decision"]["verdict"], "needs_approval");
+    let seq = last_decision["seq"].as_u64().expect("seq");
+    assert!(
+        !evs.iter().any(|e| e["kind"] == "action_result" && e["payload"]["decision_seq"] == seq),
+        "the denied submit must not have executed"
+    );
+    // The approval request showed the reviewer what the form would send.
+    let req = evs.iter().find(|e| e["kind"] == "approval_requested").expect("request");
+    assert!(req["payload"]["request"]["fields"].to_string().contains("test_refund_rounding"));
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clicking_delete_run_is_stopped_before_the_click_even_with_approve_all() {
+    let c = Case::new();
+    let p = portal().await;
+    let task = c.task_for(&p);
+    let transcript = c.file(
+        "t.jsonl",
+        &format!(
+            "{LOGIN}{}\n{}\n{}\n",
+            r#"{"airlock":{"kind":"navigate","url":"http://ci.example/runs/RUN-78432"}}"#,
+            r#"{"action":"left_click","coordinate":[1052,132]}"#,
+            r#"{"action":"left_click","coordinate":[880,132]}"#,
+        ),
+    );
+    let model = format!("scripted:{}", transcript.display());
+    let out = c
+        .airlock(
+            &["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "approve-all"],
+            Some(&p),
+        )
+        .await;
+    // The transcript ends without doing the task: not verified.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("Click button 'Delete run'"), "{t}");
+    assert!(t.contains("DENIED"), "{t}");
+    let run = sor(&p, "/_sor/runs/RUN-78432").await;
+    assert_eq!(run["deleted"], false, "{run}");
+    assert_eq!(run["reruns"], 0, "{run}");
+    let id = run_id(&out);
+    assert_no_leftovers(&id);
+    let evs = events(&c.home(), &id);
+    let denied: Vec<_> = decisions(&evs)
+        .into_iter()
+        .filter(|d| d["payload"]["decision"]["verdict"] == "deny")
+        .collect();
+    assert_eq!(denied.len(), 2, "both decoys denied");
+    for d in denied {
+        let rules = d["payload"]["decision"]["rules"].to_string();
+        assert!(rules.contains("builtin.risk.destructive-words"), "{rules}");
+        assert!(rules.contains("builtin.effect.undeclared"), "{rules}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn navigation_to_another_host_is_denied_and_nothing_reaches_it() {
+    let c = Case::new();
+    let p = portal().await;
+    let task = c.task_for(&p);
+    let transcript = c.file(
+        "t.jsonl",
+        concat!(
+            r#"{"airlock":{"kind":"navigate","url":"http://mail.example/inbox"}}"#,
+            "\n",
+            r#"{"airlock":{"kind":"navigate","url":"http://ci.example.mail.example/"}}"#,
+            "\n"
+        ),
+    );
+    let model = format!("scripted:{}", transcript.display());
+    let out = c
+        .airlock(
+            &["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "approve-all"],
+            Some(&p),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("mail.example is not in the task's domains"), "{t}");
+    let log = sor(&p, "/_sor/requests").await;
+    assert!(
+        !log.to_string().contains("mail.example"),
+        "a request reached the portal for mail.example: {log}"
+    );
+    let id = run_id(&out);
+    assert_no_leftovers(&id);
+    let evs = events(&c.home(), &id);
+    for d in decisions(&evs) {
+        assert_eq!(d["payload"]["decision"]["verdict"], "deny");
+        assert!(d["payload"]["decision"]["rules"]
+            .to_string()
+            .contains("builtin.nav.outside-domains"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_transcript_line_ends_the_run_cleanly_with_its_audit_intact() {
+    let c = Case::new();
+    let p = portal().await;
+    let task = c.task_for(&p);
+    let transcript = c.file(
+        "t.jsonl",
+        "{\"action\":\"screenshot\"}\n{\"action\":\"teleport\",\"coordinate\":[1,2]}\n{\"action\":\"screenshot\"}\n",
+    );
+    let model = format!("scripted:{}", transcript.display());
+    let out = c
+        .airlock(&["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "deny"], Some(&p))
+        .await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("transcript line 2"), "{t}");
+    assert!(t.contains("teleport"), "{t}");
+    let id = run_id(&out);
+    assert_no_leftovers(&id);
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    assert!(text(&v).contains("sealed"), "{}", text(&v));
+    let evs = events(&c.home(), &id);
+    assert!(evs.iter().any(|e| e["kind"] == "proposal_rejected"));
+    assert_eq!(evs.last().expect("events")["kind"], "sealed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_audit_database_fails_verification() {
+    let c = Case::new();
+    let p = portal().await;
+    let task = c.task_for(&p);
+    let transcript = c.file("t.jsonl", "{\"action\":\"screenshot\"}\n");
+    let model = format!("scripted:{}", transcript.display());
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = c
+            .airlock(&["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "deny"], Some(&p))
+            .await;
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        ids.push(run_id(&out));
+    }
+    let ok = c.airlock(&["audit", "verify"], None).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+
+    // An attacker with the file: drop the append-only triggers, then edit, delete, reorder.
+    let db = rusqlite::Connection::open(c.home().join("airlock.db")).expect("db");
+    db.execute_batch(
+        "DROP TRIGGER IF EXISTS events_no_update; DROP TRIGGER IF EXISTS events_no_delete; DROP TRIGGER IF EXISTS runs_forward_only;",
+    )
+    .expect("drop triggers");
+    db.execute(
+        "UPDATE events SET payload = replace(payload, 'screenshot', 'nothing') WHERE run_id = ?1 AND kind = 'proposal'",
+        [&ids[0]],
+    )
+    .expect("edit");
+    db.execute("DELETE FROM events WHERE run_id = ?1 AND seq = 3", [&ids[1]])
+        .expect("delete");
+    db.execute_batch(&format!(
+        "UPDATE events SET seq = 1000000 WHERE run_id = '{r}' AND seq = 3; \
+         UPDATE events SET seq = 3 WHERE run_id = '{r}' AND seq = 4; \
+         UPDATE events SET seq = 4 WHERE run_id = '{r}' AND seq = 1000000;",
+        r = ids[2]
+    ))
+    .expect("reorder");
+    drop(db);
+
+    for id in &ids {
+        let v = c.airlock(&["audit", "verify", id], None).await;
+        assert_eq!(v.status.code(), Some(8), "{id} must fail verification: {}", text(&v));
+        assert!(text(&v).contains("BROKEN"), "{}", text(&v));
+    }
+    let all = c.airlock(&["audit", "verify"], None).await;
+    assert_eq!(all.status.code(), Some(8));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_asking_for_more_than_its_task_is_refused_before_any_browser_starts() {
+    let c = Case::new();
+    let text_in = std::fs::read_to_string(root().join(EXAMPLE_TASK)).expect("task");
+    let broad = text_in.replace(
+        r#"domains = ["ci.example", "incidents.example"]"#,
+        r#"domains = ["ci.example", "incidents.example", "mail.example"]"#,
+    );
+    let task = c.file("broad.toml", &broad);
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let out = c
+        .airlock(&["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "deny"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("`mail.example` has no declared effect"), "{}", text(&out));
+    // No run was recorded.
+    assert!(!c.home().join("airlock.db").exists() || events(&c.home(), "latest").is_empty());
+}
