@@ -104,7 +104,9 @@ async fn portal() -> PortalHandle {
 /// Reads the system of record the way a verifier would.
 async fn sor(p: &PortalHandle, path: &str) -> Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(p.addr).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(p.addr)
+        .await
+        .expect("connect");
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: incidents.example\r\n{SOR_TOKEN_HEADER}: {}\r\nConnection: close\r\n\r\n",
         p.sor_token
@@ -134,7 +136,11 @@ fn assert_no_leftovers(run_id: &str) {
         );
     }
     let dir = std::env::temp_dir().join(format!("airlock-run-{run_id}"));
-    assert!(!dir.exists(), "profile directory {} survived", dir.display());
+    assert!(
+        !dir.exists(),
+        "profile directory {} survived",
+        dir.display()
+    );
 }
 
 fn events(home: &Path, run_id: &str) -> Vec<Value> {
@@ -160,7 +166,15 @@ async fn approve_path_succeeds_and_is_verified_by_the_host() {
     let transcript = format!("scripted:{EXAMPLE_TRANSCRIPT}");
     let out = c
         .airlock(
-            &["run", EXAMPLE_TASK, "--model", &transcript, "--approvals", "approve-all", "--json"],
+            &[
+                "run",
+                EXAMPLE_TASK,
+                "--model",
+                &transcript,
+                "--approvals",
+                "approve-all",
+                "--json",
+            ],
             None,
         )
         .await;
@@ -172,13 +186,22 @@ async fn approve_path_succeeds_and_is_verified_by_the_host() {
     assert_eq!(criteria.len(), 4);
     assert!(criteria.iter().all(|c| c["passed"] == true), "{criteria:?}");
     assert_eq!(report["teardown"]["run_dir_removed"], true);
-    assert_eq!(report["teardown"]["processes_remaining"], serde_json::json!([]));
+    assert_eq!(
+        report["teardown"]["processes_remaining"],
+        serde_json::json!([])
+    );
     assert_no_leftovers(&id);
 
     // The approval is on record, before the action's result, and names who gave it.
     let evs = events(&c.home(), &id);
-    let approval = evs.iter().position(|e| e["kind"] == "approval").expect("approval");
-    assert_eq!(evs[approval]["payload"]["answer"]["by"], "policy:--approvals=approve-all");
+    let approval = evs
+        .iter()
+        .position(|e| e["kind"] == "approval")
+        .expect("approval");
+    assert_eq!(
+        evs[approval]["payload"]["answer"]["by"],
+        "policy:--approvals=approve-all"
+    );
     let submit = evs
         .iter()
         .position(|e| e["kind"] == "decision" && e["payload"]["decision"]["effect"] == "submit")
@@ -204,7 +227,14 @@ async fn deny_path_stops_at_the_submit_and_changes_nothing() {
     let transcript = format!("scripted:{}", root().join(EXAMPLE_TRANSCRIPT).display());
     let out = c
         .airlock(
-            &["run", task.to_str().expect("utf8"), "--model", &transcript, "--approvals", "deny"],
+            &[
+                "run",
+                task.to_str().expect("utf8"),
+                "--model",
+                &transcript,
+                "--approvals",
+                "deny",
+            ],
             Some(&p),
         )
         .await;
@@ -224,15 +254,24 @@ async fn deny_path_stops_at_the_submit_and_changes_nothing() {
     assert_no_leftovers(&id);
     let evs = events(&c.home(), &id);
     let last_decision = decisions(&evs).last().copied().expect("decision");
-    assert_eq!(last_decision["payload"]["decision"]["verdict"], "needs_approval");
+    assert_eq!(
+        last_decision["payload"]["decision"]["verdict"],
+        "needs_approval"
+    );
     let seq = last_decision["seq"].as_u64().expect("seq");
     assert!(
-        !evs.iter().any(|e| e["kind"] == "action_result" && e["payload"]["decision_seq"] == seq),
+        !evs.iter()
+            .any(|e| e["kind"] == "action_result" && e["payload"]["decision_seq"] == seq),
         "the denied submit must not have executed"
     );
     // The approval request showed the reviewer what the form would send.
-    let req = evs.iter().find(|e| e["kind"] == "approval_requested").expect("request");
-    assert!(req["payload"]["request"]["fields"].to_string().contains("test_refund_rounding"));
+    let req = evs
+        .iter()
+        .find(|e| e["kind"] == "approval_requested")
+        .expect("request");
+    assert!(req["payload"]["request"]["fields"]
+        .to_string()
+        .contains("test_refund_rounding"));
     let v = c.airlock(&["audit", "verify", &id], None).await;
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
 }
@@ -254,7 +293,14 @@ async fn clicking_delete_run_is_stopped_before_the_click_even_with_approve_all()
     let model = format!("scripted:{}", transcript.display());
     let out = c
         .airlock(
-            &["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "approve-all"],
+            &[
+                "run",
+                task.to_str().expect("utf8"),
+                "--model",
+                &model,
+                "--approvals",
+                "approve-all",
+            ],
             Some(&p),
         )
         .await;
@@ -298,13 +344,23 @@ async fn navigation_to_another_host_is_denied_and_nothing_reaches_it() {
     let model = format!("scripted:{}", transcript.display());
     let out = c
         .airlock(
-            &["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "approve-all"],
+            &[
+                "run",
+                task.to_str().expect("utf8"),
+                "--model",
+                &model,
+                "--approvals",
+                "approve-all",
+            ],
             Some(&p),
         )
         .await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("mail.example is not in the task's domains"), "{t}");
+    assert!(
+        t.contains("mail.example is not in the task's domains"),
+        "{t}"
+    );
     let log = sor(&p, "/_sor/requests").await;
     assert!(
         !log.to_string().contains("mail.example"),
@@ -332,7 +388,17 @@ async fn a_malformed_transcript_line_ends_the_run_cleanly_with_its_audit_intact(
     );
     let model = format!("scripted:{}", transcript.display());
     let out = c
-        .airlock(&["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "deny"], Some(&p))
+        .airlock(
+            &[
+                "run",
+                task.to_str().expect("utf8"),
+                "--model",
+                &model,
+                "--approvals",
+                "deny",
+            ],
+            Some(&p),
+        )
         .await;
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
     let t = text(&out);
@@ -358,7 +424,17 @@ async fn a_tampered_audit_database_fails_verification() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let out = c
-            .airlock(&["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "deny"], Some(&p))
+            .airlock(
+                &[
+                    "run",
+                    task.to_str().expect("utf8"),
+                    "--model",
+                    &model,
+                    "--approvals",
+                    "deny",
+                ],
+                Some(&p),
+            )
             .await;
         assert_eq!(out.status.code(), Some(3), "{}", text(&out));
         ids.push(run_id(&out));
@@ -377,8 +453,11 @@ async fn a_tampered_audit_database_fails_verification() {
         [&ids[0]],
     )
     .expect("edit");
-    db.execute("DELETE FROM events WHERE run_id = ?1 AND seq = 3", [&ids[1]])
-        .expect("delete");
+    db.execute(
+        "DELETE FROM events WHERE run_id = ?1 AND seq = 3",
+        [&ids[1]],
+    )
+    .expect("delete");
     db.execute_batch(&format!(
         "UPDATE events SET seq = 1000000 WHERE run_id = '{r}' AND seq = 3; \
          UPDATE events SET seq = 3 WHERE run_id = '{r}' AND seq = 4; \
@@ -390,7 +469,12 @@ async fn a_tampered_audit_database_fails_verification() {
 
     for id in &ids {
         let v = c.airlock(&["audit", "verify", id], None).await;
-        assert_eq!(v.status.code(), Some(8), "{id} must fail verification: {}", text(&v));
+        assert_eq!(
+            v.status.code(),
+            Some(8),
+            "{id} must fail verification: {}",
+            text(&v)
+        );
         assert!(text(&v).contains("BROKEN"), "{}", text(&v));
     }
     let all = c.airlock(&["audit", "verify"], None).await;
@@ -408,10 +492,24 @@ async fn a_manifest_asking_for_more_than_its_task_is_refused_before_any_browser_
     let task = c.file("broad.toml", &broad);
     let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
     let out = c
-        .airlock(&["run", task.to_str().expect("utf8"), "--model", &model, "--approvals", "deny"], None)
+        .airlock(
+            &[
+                "run",
+                task.to_str().expect("utf8"),
+                "--model",
+                &model,
+                "--approvals",
+                "deny",
+            ],
+            None,
+        )
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("`mail.example` has no declared effect"), "{}", text(&out));
+    assert!(
+        text(&out).contains("`mail.example` has no declared effect"),
+        "{}",
+        text(&out)
+    );
     // No run was recorded.
     assert!(!c.home().join("airlock.db").exists() || events(&c.home(), "latest").is_empty());
 }

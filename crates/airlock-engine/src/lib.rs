@@ -261,7 +261,11 @@ fn redact_json(v: serde_json::Value, hidden: &[String]) -> serde_json::Value {
             V::String(s)
         }
         V::Array(a) => V::Array(a.into_iter().map(|x| redact_json(x, hidden)).collect()),
-        V::Object(o) => V::Object(o.into_iter().map(|(k, x)| (k, redact_json(x, hidden))).collect()),
+        V::Object(o) => V::Object(
+            o.into_iter()
+                .map(|(k, x)| (k, redact_json(x, hidden)))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -643,7 +647,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     .actions
                     .iter()
                     .filter_map(|a| match a {
-                        Action::Type { target: None, text: TypedText::Literal(t) } if !t.is_empty() => Some(t.clone()),
+                        Action::Type {
+                            target: None,
+                            text: TypedText::Literal(t),
+                        } if !t.is_empty() => Some(t.clone()),
                         _ => None,
                     })
                     .collect()
