@@ -4,6 +4,13 @@
 //! the task's hosts to it (`"ci.example" = "127.0.0.1:PORT"`), exactly as a user maps their own
 //! apps; the example task itself uses the in-process bundled portal.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test loudly on purpose"
+)]
+
 use airlock_portal::{PortalConfig, PortalHandle, SOR_TOKEN_HEADER};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
