@@ -282,6 +282,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             run_id: None,
             chromium: args.chromium,
             model: args.model.clone(),
+            control: None,
         })
         .await?;
     if args.json {
@@ -296,6 +297,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
         Outcome::BudgetExhausted { .. } => exit::BUDGET,
         Outcome::ProviderFailed { .. } => exit::MODEL,
         Outcome::SandboxFailed { .. } => exit::SANDBOX,
+        Outcome::Stopped { .. } => exit::APPROVAL_DENIED,
     })
 }
 

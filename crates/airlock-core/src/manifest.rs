@@ -44,6 +44,97 @@ pub struct TaskManifest {
     pub portal: PortalSection,
     #[serde(default)]
     pub verifier: VerifierSection,
+    /// Secret handles (`broker://NAME`), resolved by the host's secrets broker.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSpec>,
+    /// A login the host performs itself before the model's first observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<LoginSection>,
+    /// Extra redaction for retention policy (values of secrets are always redacted).
+    #[serde(default)]
+    pub redaction: RedactionSection,
+}
+
+/// Where a secret comes from and where it may be used. Never holds the value itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    pub source: SecretSource,
+    /// For `env`: the environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// For `file`: the file (must not be readable by group or others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// For `vault`: the KV v2 path as `MOUNT/PATH` (e.g. `secret/ci/readonly`); address and
+    /// token come from `VAULT_ADDR` and `VAULT_TOKEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_path: Option<String>,
+    /// For `vault`: the key inside the secret's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_field: Option<String>,
+    /// Hosts the secret may be typed on (exact, normalised).
+    pub hosts: Vec<String>,
+    /// The kind of field it may be typed into.
+    pub kind: SecretKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    Env,
+    File,
+    Vault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    Username,
+    Password,
+    Otp,
+    ApiToken,
+}
+
+/// An element of a login form, by accessible role and name or by CSS selector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub css: Option<String>,
+}
+
+/// A deterministic login run by the host; the model only learns whether it worked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    pub url: String,
+    pub username_field: FieldRef,
+    pub password_field: FieldRef,
+    pub submit: FieldRef,
+    /// `broker://NAME` of the username (or a plain, non-secret username).
+    pub username: String,
+    /// `broker://NAME` of the password.
+    pub password: String,
+    /// Text visible after a successful login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_text: Option<String>,
+    /// URL glob reached after a successful login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_url: Option<String>,
+}
+
+/// Pattern redaction for retention (emails, `password=`, bearer tokens, API-key shapes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionSection {
+    /// Built-in pattern names to apply: `email`, `password_param`, `bearer`, `api_key`.
+    #[serde(default)]
+    pub patterns: Vec<String>,
 }
 
 /// How the host verifier reaches systems of record.

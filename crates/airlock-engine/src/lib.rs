@@ -71,6 +71,8 @@ pub enum Outcome {
     ProviderFailed { reason: String },
     /// The browser sandbox failed.
     SandboxFailed { reason: String },
+    /// Someone pressed stop.
+    Stopped { by: String, reason: String },
 }
 
 impl Outcome {
@@ -86,6 +88,7 @@ impl Outcome {
             Outcome::BudgetExhausted { what } => format!("stopped: budget exhausted ({what})"),
             Outcome::ProviderFailed { reason } => format!("stopped: model error: {reason}"),
             Outcome::SandboxFailed { reason } => format!("stopped: sandbox error: {reason}"),
+            Outcome::Stopped { by, reason } => format!("stopped by {by}: {reason}"),
         }
     }
 }
@@ -113,6 +116,12 @@ impl Reporter for Quiet {
     fn line(&mut self, _: &str) {}
 }
 
+/// A way for someone outside the run (a reviewer's Stop button) to end it between actions.
+pub trait RunControl: Send + Sync {
+    /// Polled before each step and each action; `Some((by, reason))` stops the run.
+    fn stop_requested(&self, run_id: &str) -> Option<(String, String)>;
+}
+
 /// Everything a run needs besides the provider, the approver and the audit store.
 pub struct RunSpec {
     pub manifest: TaskManifest,
@@ -124,6 +133,8 @@ pub struct RunSpec {
     pub chromium: Option<PathBuf>,
     /// Name of the provider for the audit (`scripted:FILE`, `anthropic:MODEL`).
     pub model: String,
+    /// Stop requests from outside the run, if anyone can make them.
+    pub control: Option<Arc<dyn RunControl>>,
 }
 
 /// A token that an action may execute: only built from a recorded decision (and approval).
@@ -583,6 +594,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     step,
                     baseline,
                 ));
+            }
+            if let Some((by, reason)) = spec.control.as_ref().and_then(|c| c.stop_requested(&live.run_id)) {
+                self.record(live, "stop", json!({"step": step, "by": by, "reason": reason}), &[])?;
+                return Ok((End::Stopped(Outcome::Stopped { by, reason }), step, baseline));
             }
             step += 1;
             let ctx = ProposeContext {
