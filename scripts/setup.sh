@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what Airlock needs on a Debian machine when it is missing: Debian's Chromium and the
+# Installs what Airlock needs on a Debian machine when it is missing: Debian's Chromium,
+# bubblewrap (the namespaces each run's browser lives in) and the
 # fonts the bundled portal's layout is measured with. Safe to run repeatedly.
 set -euo pipefail
 
 need=()
 [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || need+=(fonts-liberation)
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -75,6 +75,11 @@ struct RunArgs {
     /// Chromium binary (default: Debian's /usr/lib/chromium/chromium, or AIRLOCK_CHROMIUM).
     #[arg(long)]
     chromium: Option<PathBuf>,
+    /// Run the browser without namespaces (user, mount, PID, network). Recorded in the audit.
+    /// Only for machines that cannot provide namespaces; the egress proxy then is the only
+    /// network boundary.
+    #[arg(long)]
+    insecure_no_sandbox: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -283,6 +288,11 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             chromium: args.chromium,
             model: args.model.clone(),
             control: None,
+            isolation: if args.insecure_no_sandbox {
+                airlock_sandbox::Isolation::InsecureHost
+            } else {
+                airlock_sandbox::Isolation::Namespaces
+            },
         })
         .await?;
     if args.json {

@@ -25,7 +25,7 @@ use airlock_core::{Action, Decision, ElementFacts, Observation, TypedText, Verdi
 use airlock_policy::{admit, decide, AdmissionError, GateContext};
 use airlock_providers::{ProposeContext, Provider, ProviderError, StepFeedback};
 use airlock_sandbox::{
-    BrowserSandbox, EgressPolicy, EgressRecord, Resolved, SandboxConfig, TeardownReport,
+    BrowserSandbox, EgressPolicy, EgressRecord, Isolation, Resolved, SandboxConfig, TeardownReport,
 };
 use approval::{ApprovalOutcome, ApprovalRequest, Approver};
 use serde::Serialize;
@@ -135,6 +135,8 @@ pub struct RunSpec {
     pub model: String,
     /// Stop requests from outside the run, if anyone can make them.
     pub control: Option<Arc<dyn RunControl>>,
+    /// Namespaces unless the operator explicitly asked for none (`--insecure-no-sandbox`).
+    pub isolation: Isolation,
 }
 
 /// A token that an action may execute: only built from a recorded decision (and approval).
@@ -516,6 +518,17 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         let mut cfg = SandboxConfig::new(&live.run_id, egress);
         cfg.chromium = spec.chromium.clone();
         cfg.step_timeout = step_timeout;
+        cfg.isolation = spec.isolation;
+        if spec.isolation == Isolation::InsecureHost {
+            self.reporter
+                .line("WARNING: --insecure-no-sandbox: the browser runs without namespaces");
+            self.record(
+                live,
+                "insecure_no_sandbox",
+                json!({"statement": "the operator ran this task without namespaces (--insecure-no-sandbox)"}),
+                &[],
+            )?;
+        }
         if let Some(l) = &m.browser.locale {
             cfg.locale = l.clone();
         }
@@ -544,6 +557,8 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 "locale": cfg.locale,
                 "timezone": cfg.timezone,
                 "transport": "cdp over --remote-debugging-pipe",
+                "isolation": sb.isolation().0,
+                "network_namespace": sb.isolation().1,
                 "allowed_hosts": m.domains().iter().map(|h| h.to_string()).collect::<Vec<_>>(),
             }),
             &[],
@@ -595,9 +610,22 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     baseline,
                 ));
             }
-            if let Some((by, reason)) = spec.control.as_ref().and_then(|c| c.stop_requested(&live.run_id)) {
-                self.record(live, "stop", json!({"step": step, "by": by, "reason": reason}), &[])?;
-                return Ok((End::Stopped(Outcome::Stopped { by, reason }), step, baseline));
+            if let Some((by, reason)) = spec
+                .control
+                .as_ref()
+                .and_then(|c| c.stop_requested(&live.run_id))
+            {
+                self.record(
+                    live,
+                    "stop",
+                    json!({"step": step, "by": by, "reason": reason}),
+                    &[],
+                )?;
+                return Ok((
+                    End::Stopped(Outcome::Stopped { by, reason }),
+                    step,
+                    baseline,
+                ));
             }
             step += 1;
             let ctx = ProposeContext {

@@ -8,7 +8,7 @@
 use crate::cdp::{Cdp, CdpError, CdpEvent};
 use crate::js;
 use crate::keys::{key_events, modifier_bits};
-use crate::launch::{self, LaunchSpec, TeardownReport};
+use crate::launch::{self, Isolation, LaunchSpec, TeardownReport};
 use crate::proxy::{EgressPolicy, EgressProxy, EgressRecord};
 use crate::snapshot::{self, AxNode};
 use crate::{GroundingError, SandboxError};
@@ -35,6 +35,11 @@ pub struct SandboxConfig {
     pub step_timeout: Duration,
     pub egress: EgressPolicy,
     pub scratch_root: PathBuf,
+    /// Namespaces (the default) or, only on the operator's explicit request, none.
+    pub isolation: Isolation,
+    /// Whether Chromium is pointed at the egress proxy. Only tests turn this off, to show that
+    /// the network namespace blocks on its own.
+    pub browser_uses_proxy: bool,
 }
 
 impl SandboxConfig {
@@ -48,6 +53,8 @@ impl SandboxConfig {
             step_timeout: Duration::from_secs(20),
             egress,
             scratch_root: std::env::temp_dir(),
+            isolation: Isolation::Namespaces,
+            browser_uses_proxy: true,
         }
     }
 }
@@ -81,6 +88,8 @@ pub struct BrowserSandbox {
     step_timeout: Duration,
     mouse: Point,
     dialog_task: tokio::task::JoinHandle<()>,
+    netns: Option<String>,
+    isolation: Isolation,
 }
 
 fn t(ms: u64) -> Duration {
@@ -94,9 +103,6 @@ impl BrowserSandbox {
         cfg: SandboxConfig,
     ) -> Result<(BrowserSandbox, mpsc::UnboundedReceiver<EgressRecord>), SandboxError> {
         let (rec_tx, rec_rx) = mpsc::unbounded_channel();
-        let proxy = EgressProxy::start(cfg.egress.clone(), rec_tx)
-            .await
-            .map_err(|e| SandboxError::Launch(format!("cannot start egress proxy: {e}")))?;
         let chromium = cfg
             .chromium
             .clone()
@@ -107,17 +113,66 @@ impl BrowserSandbox {
                         .into(),
                 )
             })?;
-        let spec = LaunchSpec {
+        let mut spec = LaunchSpec {
             run_id: cfg.run_id.clone(),
             chromium,
             width: cfg.viewport.width,
             height: cfg.viewport.height,
             locale: cfg.locale.clone(),
             timezone: cfg.timezone.clone(),
-            proxy: proxy.addr,
+            proxy: std::net::SocketAddr::from((
+                std::net::Ipv4Addr::LOCALHOST,
+                launch::NETNS_PROXY_PORT,
+            )),
             scratch_root: cfg.scratch_root.clone(),
+            isolation: cfg.isolation,
+            use_proxy: cfg.browser_uses_proxy,
         };
-        let launched = launch::launch(&spec)?;
+        let (launched, proxy, netns) = match cfg.isolation {
+            Isolation::InsecureHost => {
+                let proxy = EgressProxy::start(cfg.egress.clone(), rec_tx)
+                    .await
+                    .map_err(|e| SandboxError::Launch(format!("cannot start egress proxy: {e}")))?;
+                spec.proxy = proxy.addr;
+                (launch::launch(&spec)?, proxy, None)
+            }
+            Isolation::Namespaces => {
+                let launched = launch::launch(&spec)?;
+                // The proxy's listener is created inside the run's network namespace: the
+                // browser's only way out, with no route to anything else.
+                let found = launch::wait_for_netns(launched.pid, &cfg.run_id, t(10_000)).await;
+                let placed = match found {
+                    Some((pid, ns)) => launch::bind_in_netns(pid, launch::NETNS_PROXY_PORT)
+                        .and_then(|l| {
+                            tokio::net::TcpListener::from_std(l)
+                                .map_err(|e| SandboxError::Launch(format!("listener: {e}")))
+                        })
+                        .and_then(|l| {
+                            EgressProxy::serve(l, cfg.egress.clone(), rec_tx)
+                                .map_err(|e| SandboxError::Launch(format!("egress proxy: {e}")))
+                        })
+                        .map(|p| (p, ns)),
+                    None => Err(SandboxError::Launch(format!(
+                        "the browser's namespaces did not come up ({})",
+                        launch::launch_log_tail(&launched.run_dir)
+                    ))),
+                };
+                match placed {
+                    Ok((proxy, ns)) => (launched, proxy, Some(ns)),
+                    Err(e) => {
+                        let _ = launch::teardown(
+                            launched.child,
+                            launched.pid,
+                            &cfg.run_id,
+                            &launched.run_dir,
+                            None,
+                        )
+                        .await;
+                        return Err(e);
+                    }
+                }
+            }
+        };
         let cdp = Cdp::start(launched.stdout, launched.stdin);
         let mut sb = BrowserSandbox {
             cdp: cdp.clone(),
@@ -133,6 +188,8 @@ impl BrowserSandbox {
             step_timeout: cfg.step_timeout,
             mouse: Point { x: 0.0, y: 0.0 },
             dialog_task: tokio::spawn(async {}),
+            netns,
+            isolation: cfg.isolation,
         };
         // From here on, a failure must still tear down what started: `Drop` does that.
         sb.attach(&cfg).await?;
@@ -144,7 +201,10 @@ impl BrowserSandbox {
             .call(None, "Browser.getVersion", json!({}), t(20_000))
             .await
             .map_err(|e| {
-                SandboxError::Launch(format!("chromium did not answer on its pipe: {e}"))
+                SandboxError::Launch(format!(
+                    "chromium did not answer on its pipe: {e} ({})",
+                    launch::launch_log_tail(&self.run_dir)
+                ))
             })?;
         let targets = self.browser("Target.getTargets", json!({})).await?;
         let page = targets["targetInfos"]
@@ -899,9 +959,14 @@ impl BrowserSandbox {
         Ok(snapshot::find_by_role(&self.ax_nodes().await?, role, name).len())
     }
 
-    /// The browser's process id (for crash tests and process accounting).
+    /// The launcher's process id (bwrap, or Chromium without namespaces).
     pub fn browser_pid(&self) -> u32 {
         self.pid
+    }
+
+    /// How this browser is isolated, and its network namespace if it has one.
+    pub fn isolation(&self) -> (Isolation, Option<&str>) {
+        (self.isolation, self.netns.as_deref())
     }
 
     /// Ends the run's browser: closes it, kills every process of the run, deletes the run
@@ -914,13 +979,24 @@ impl BrowserSandbox {
         self.dialog_task.abort();
         let child = self.child.take();
         match child {
-            Some(child) => launch::teardown(child, self.pid, &self.run_id, &self.run_dir).await,
+            Some(child) => {
+                launch::teardown(
+                    child,
+                    self.pid,
+                    &self.run_id,
+                    &self.run_dir,
+                    self.netns.as_deref(),
+                )
+                .await
+            }
             None => TeardownReport {
                 browser_pid: self.pid,
                 processes_killed: vec![],
                 processes_remaining: vec![],
                 run_dir: self.run_dir.display().to_string(),
                 run_dir_removed: !self.run_dir.exists(),
+                network_namespace: self.netns.clone(),
+                namespace_released: true,
             },
         }
     }

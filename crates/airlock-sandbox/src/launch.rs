@@ -34,6 +34,25 @@ pub fn find_chromium() -> Option<PathBuf> {
     None
 }
 
+/// How the browser is isolated from the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// bubblewrap: own user, mount, PID, network, IPC, UTS and cgroup namespaces; the host's
+    /// files are invisible except `/usr`, fonts and CA certificates (read-only) and the run
+    /// directory; the network namespace has no route at all, only the egress proxy's listener
+    /// that Airlock places inside it.
+    Namespaces,
+    /// No namespaces: Chromium runs as an unprivileged host user and reaches the proxy on the
+    /// host's loopback. Only with the operator's explicit, audited `--insecure-no-sandbox`.
+    InsecureHost,
+}
+
+/// Where the browser finds the proxy inside its network namespace (its own loopback).
+pub const NETNS_PROXY_PORT: u16 = 3128;
+/// Where the run directory appears inside the namespaces.
+const INNER_RUN_DIR: &str = "/run/airlock";
+
 /// What a launch needs to know.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
@@ -43,10 +62,14 @@ pub struct LaunchSpec {
     pub height: u32,
     pub locale: String,
     pub timezone: String,
-    /// `127.0.0.1:port` of the run's egress proxy.
+    /// The proxy address as the browser sees it.
     pub proxy: std::net::SocketAddr,
     /// Parent for the run directory (defaults to the system temp dir).
     pub scratch_root: PathBuf,
+    pub isolation: Isolation,
+    /// Whether Chromium is told to use the proxy. Always true in the product; tests turn it off
+    /// to show the namespace blocks on its own.
+    pub use_proxy: bool,
 }
 
 /// A started browser process and its run directory.
@@ -54,6 +77,7 @@ pub struct Launched {
     pub child: Child,
     pub stdin: ChildStdin,
     pub stdout: ChildStdout,
+    /// The process we started (bwrap, or Chromium itself without namespaces).
     pub pid: u32,
     pub run_dir: PathBuf,
     pub uid: u32,
@@ -69,17 +93,22 @@ pub struct TeardownReport {
     pub processes_remaining: Vec<u32>,
     pub run_dir: String,
     pub run_dir_removed: bool,
+    /// The run's network namespace (`net:[inode]`), if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_namespace: Option<String>,
+    /// Whether any process still holds that namespace after teardown.
+    pub namespace_released: bool,
 }
 
 impl TeardownReport {
     pub fn clean(&self) -> bool {
-        self.processes_remaining.is_empty() && self.run_dir_removed
+        self.processes_remaining.is_empty() && self.run_dir_removed && self.namespace_released
     }
 }
 
 fn chromium_flags(spec: &LaunchSpec, run_dir: &Path) -> Vec<String> {
     let profile = run_dir.join("profile");
-    vec![
+    let mut flags: Vec<String> = vec![
         "--headless".into(),
         "--disable-gpu".into(),
         "--no-first-run".into(),
@@ -92,11 +121,6 @@ fn chromium_flags(spec: &LaunchSpec, run_dir: &Path) -> Vec<String> {
         format!("--window-size={},{}", spec.width, spec.height),
         "--force-device-scale-factor=1".into(),
         format!("--lang={}", spec.locale),
-        // All traffic goes through the run's egress proxy, loopback included.
-        format!("--proxy-server=http://{}", spec.proxy),
-        "--proxy-bypass-list=<-loopback>".into(),
-        // Chromium never resolves a name itself: the proxy (an IP literal) does.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1".into(),
         "--disable-breakpad".into(),
         "--disable-crash-reporter".into(),
         "--disable-extensions".into(),
@@ -105,10 +129,27 @@ fn chromium_flags(spec: &LaunchSpec, run_dir: &Path) -> Vec<String> {
         "--mute-audio".into(),
         "--password-store=basic".into(),
         "--deny-permission-prompts".into(),
-        "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication,InterestFeedContentSuggestions".into(),
+        "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication,InterestFeedContentSuggestions,NetworkPrediction".into(),
+        "--dns-prefetch-disable".into(),
         "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".into(),
-        "about:blank".into(),
-    ]
+    ];
+    if spec.use_proxy {
+        // All traffic goes through the run's egress proxy, loopback included, and Chromium
+        // never resolves a name itself: the proxy (an IP literal) does.
+        flags.push(format!("--proxy-server=http://{}", spec.proxy));
+        flags.push("--proxy-bypass-list=<-loopback>".into());
+        flags.push("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1".into());
+    }
+    flags.push("about:blank".into());
+    flags
+}
+
+/// Finds bubblewrap.
+pub fn find_bwrap() -> Option<PathBuf> {
+    ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 /// Creates the run directory and starts Chromium in it.
@@ -137,28 +178,68 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, SandboxError> {
             .map_err(|e| SandboxError::Launch(format!("cannot create `{}`: {e}", d.display())))?;
         set_private(&d, uid, gid)?;
     }
+    let log = std::fs::File::create(run_dir.join("launch.log"))
+        .map_err(|e| SandboxError::Launch(format!("cannot create the launch log: {e}")))?;
 
-    let flags = chromium_flags(spec, &run_dir);
     // The shell only moves our two pipe ends to the fds Chromium expects (3: commands in,
     // 4: replies out) and then `exec`s, so the browser keeps its pid.
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(r#"exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>&2"#)
-        .arg(&spec.chromium)
-        .args(&flags)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", run_dir.join("home"))
-        .env("TMPDIR", run_dir.join("tmp"))
+    const MOVE_FDS: &str = r#"exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>&2"#;
+    let mut cmd = match spec.isolation {
+        Isolation::InsecureHost => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg(MOVE_FDS)
+                .arg(&spec.chromium)
+                .args(chromium_flags(spec, &run_dir))
+                .env_clear()
+                .env("HOME", run_dir.join("home"))
+                .env("TMPDIR", run_dir.join("tmp"));
+            c
+        }
+        Isolation::Namespaces => {
+            let bwrap = find_bwrap().ok_or_else(|| {
+                SandboxError::Launch(
+                    "namespaces unavailable: bubblewrap (`bwrap`) is not installed; install Debian's `bubblewrap` package, or pass --insecure-no-sandbox to run without namespaces".into(),
+                )
+            })?;
+            let inner = Path::new(INNER_RUN_DIR);
+            let mut c = Command::new(bwrap);
+            c.args(["--unshare-all", "--die-with-parent", "--new-session"])
+                .args(["--ro-bind", "/usr", "/usr"])
+                .args(["--symlink", "usr/lib", "/lib"])
+                .args(["--symlink", "usr/lib64", "/lib64"])
+                .args(["--symlink", "usr/bin", "/bin"])
+                .args(["--symlink", "usr/sbin", "/sbin"])
+                .args(["--ro-bind-try", "/etc/fonts", "/etc/fonts"])
+                .args(["--ro-bind-try", "/etc/ssl/certs", "/etc/ssl/certs"])
+                .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+                .arg("--bind")
+                .arg(&run_dir)
+                .arg(inner)
+                .args(["--chdir", INNER_RUN_DIR])
+                .arg("--")
+                .arg("/bin/sh")
+                .arg("-c")
+                .arg(MOVE_FDS)
+                .arg(&spec.chromium)
+                .args(chromium_flags(spec, inner))
+                .env_clear()
+                .env("HOME", inner.join("home"))
+                .env("TMPDIR", "/tmp");
+            c
+        }
+    };
+    cmd.env("PATH", "/usr/bin:/bin")
         .env("TZ", &spec.timezone)
         .env("LANG", format!("{}.UTF-8", spec.locale.replace('-', "_")))
         .env("AIRLOCK_RUN", &spec.run_id)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .process_group(0)
         .kill_on_drop(true);
     if euid == 0 {
+        // bwrap itself runs unprivileged, so its user namespace maps our run user to itself.
         cmd.uid(uid).gid(gid);
     }
     let mut child = cmd
@@ -182,6 +263,85 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, SandboxError> {
         pid,
         run_dir,
         uid,
+    })
+}
+
+/// The last lines of the launch log (bwrap's and Chromium's stderr), for error messages.
+pub fn launch_log_tail(run_dir: &Path) -> String {
+    let text = std::fs::read_to_string(run_dir.join("launch.log")).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("dbus") && !l.trim().is_empty())
+        .collect();
+    lines
+        .get(lines.len().saturating_sub(3)..)
+        .unwrap_or_default()
+        .join(" | ")
+}
+
+/// The network namespace link (`net:[inode]`) of a process.
+fn netns_of(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// Waits until a process of the run lives in a network namespace other than ours, and
+/// returns (its pid, the namespace link).
+pub async fn wait_for_netns(
+    launcher_pid: u32,
+    run_id: &str,
+    limit: Duration,
+) -> Option<(u32, String)> {
+    let ours = netns_of(std::process::id())?;
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        for pid in run_processes(launcher_pid, run_id) {
+            if let Some(ns) = netns_of(pid) {
+                if ns != ours {
+                    return Some((pid, ns));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// Binds a TCP listener on `127.0.0.1:port` *inside* another process's network namespace.
+///
+/// A socket belongs to the namespace it was created in, so a short-lived thread enters the
+/// namespace, binds, and ends; the listener then serves from our runtime while the browser can
+/// reach nothing else. Entering a namespace needs CAP_SYS_ADMIN over it (Airlock as root).
+pub fn bind_in_netns(pid: u32, port: u16) -> Result<std::net::TcpListener, SandboxError> {
+    let path = format!("/proc/{pid}/ns/net");
+    std::thread::spawn(move || -> Result<std::net::TcpListener, String> {
+        let ns = std::fs::File::open(&path).map_err(|e| format!("cannot open `{path}`: {e}"))?;
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&ns),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| format!("cannot enter the run's network namespace (needs root): {e}"))?;
+        let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+            .map_err(|e| format!("cannot listen inside the namespace: {e}"))?;
+        l.set_nonblocking(true)
+            .map_err(|e| format!("cannot configure the listener: {e}"))?;
+        Ok(l)
+    })
+    .join()
+    .map_err(|_| SandboxError::Launch("namespace thread panicked".into()))?
+    .map_err(SandboxError::Launch)
+}
+
+/// Whether any process still holds the namespace.
+pub fn namespace_in_use(ns: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        std::fs::read_link(e.path().join("ns/net"))
+            .map(|l| l.display().to_string() == ns)
+            .unwrap_or(false)
     })
 }
 
@@ -271,6 +431,7 @@ pub async fn teardown(
     browser_pid: u32,
     run_id: &str,
     run_dir: &Path,
+    netns: Option<&str>,
 ) -> TeardownReport {
     let mut killed = BTreeSet::new();
     // Kill until nothing of the run is left (new children can appear while we kill).
@@ -306,5 +467,7 @@ pub async fn teardown(
         processes_remaining: remaining,
         run_dir: run_dir.display().to_string(),
         run_dir_removed: removed,
+        network_namespace: netns.map(str::to_string),
+        namespace_released: netns.is_none_or(|ns| !namespace_in_use(ns)),
     }
 }

@@ -18,7 +18,7 @@ pub mod proxy;
 pub mod snapshot;
 
 pub use browser::{BrowserSandbox, Resolved, SandboxConfig};
-pub use launch::TeardownReport;
+pub use launch::{Isolation, TeardownReport};
 pub use proxy::{EgressPolicy, EgressRecord};
 
 use airlock_core::Point;

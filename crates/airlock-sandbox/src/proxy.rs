@@ -66,6 +66,16 @@ impl EgressProxy {
         records: mpsc::UnboundedSender<EgressRecord>,
     ) -> std::io::Result<EgressProxy> {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::serve(listener, policy, records)
+    }
+
+    /// Serves on an existing listener (for example one bound inside the run's network
+    /// namespace, which is then the browser's only way out).
+    pub fn serve(
+        listener: TcpListener,
+        policy: EgressPolicy,
+        records: mpsc::UnboundedSender<EgressRecord>,
+    ) -> std::io::Result<EgressProxy> {
         let addr = listener.local_addr()?;
         let shared = Arc::new((policy, records));
         let task = tokio::spawn(async move {

@@ -252,3 +252,154 @@ async fn requests_outside_the_policy_never_leave_and_are_recorded() {
     assert!(!evil.allowed);
     assert!(records.iter().all(|r| r.host != "127.0.0.1" || !r.allowed));
 }
+
+async fn launch_with(
+    pages: HashMap<&'static str, &'static str>,
+    name: &str,
+    isolation: airlock_sandbox::Isolation,
+    use_proxy: bool,
+) -> (
+    BrowserSandbox,
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<airlock_sandbox::EgressRecord>,
+) {
+    let addr = serve(pages).await;
+    let id = format!("{name}-{}", std::process::id());
+    let mut cfg = SandboxConfig::new(&id, policy(addr));
+    cfg.isolation = isolation;
+    cfg.browser_uses_proxy = use_proxy;
+    let (sb, rx) = BrowserSandbox::launch(cfg).await.expect("launch");
+    (sb, addr, rx)
+}
+
+#[tokio::test]
+async fn the_browser_runs_in_its_own_namespaces_by_default() {
+    let mut sb = open(HashMap::from([("/", "<title>x</title>")]), "ns-default").await;
+    let (iso, ns) = sb.isolation();
+    assert_eq!(iso, airlock_sandbox::Isolation::Namespaces);
+    let ns = ns.expect("a network namespace").to_string();
+    let ours = std::fs::read_link("/proc/self/ns/net")
+        .unwrap()
+        .display()
+        .to_string();
+    assert_ne!(ns, ours);
+    // The browser process cannot see the host's files: /etc/passwd is not mounted.
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
+    assert_eq!(report.network_namespace.as_deref(), Some(ns.as_str()));
+    assert!(report.namespace_released);
+}
+
+/// With the proxy switched off, the namespace alone stops a connection to a port on the host's
+/// loopback; the same page without namespaces reaches it (so the test can tell the difference).
+#[tokio::test]
+async fn with_the_proxy_off_the_namespace_alone_blocks_the_host_loopback() {
+    let pages = HashMap::from([("/", "<title>host service</title>")]);
+    let (mut sb, addr, _) = launch_with(
+        pages.clone(),
+        "ns-noproxy",
+        airlock_sandbox::Isolation::Namespaces,
+        false,
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/", addr.port());
+    let err = sb
+        .execute(&Action::Navigate { url: url.clone() }, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ERR_CONNECTION_REFUSED"), "{err}");
+    assert!(sb.teardown().await.clean());
+
+    let (mut sb, addr, _) = launch_with(
+        pages,
+        "host-noproxy",
+        airlock_sandbox::Isolation::InsecureHost,
+        false,
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/", addr.port());
+    sb.execute(&Action::Navigate { url }, None)
+        .await
+        .expect("control: reachable without namespaces");
+    let (_, title) = sb.location().await.unwrap();
+    assert_eq!(title, "host service");
+    assert!(sb.teardown().await.clean());
+}
+
+const RAW_SOCKETS: &str = r#"<!doctype html><title>probe</title><script>
+window.results = [];
+const port = location.search.slice(1);
+fetch('http://127.0.0.1:' + port + '/').then(() => results.push('fetch ok'), () => results.push('fetch blocked'));
+try { const ws = new WebSocket('ws://127.0.0.1:' + port + '/'); ws.onopen = () => results.push('ws ok'); ws.onerror = () => results.push('ws blocked'); } catch (e) { results.push('ws blocked'); }
+fetch('http://evil.example/x').then(() => results.push('evil ok'), () => results.push('evil blocked'));
+setTimeout(() => { document.title = 'done ' + results.sort().join(','); }, 800);
+</script>"#;
+
+#[tokio::test]
+async fn page_scripts_cannot_reach_the_host_loopback_or_other_hosts() {
+    let (mut sb, addr, mut rx) = launch_with(
+        HashMap::from([("/", RAW_SOCKETS)]),
+        "probe",
+        airlock_sandbox::Isolation::Namespaces,
+        true,
+    )
+    .await;
+    let url = format!("http://app.example/?{}", addr.port());
+    sb.execute(&Action::Navigate { url }, None).await.unwrap();
+    let done = sb
+        .wait_for(
+            &airlock_core::WaitCondition::UrlMatches {
+                pattern: "*".into(),
+            },
+            std::time::Duration::from_millis(10),
+        )
+        .await
+        .unwrap();
+    assert!(done);
+    let mut title = String::new();
+    for _ in 0..50 {
+        title = sb.location().await.unwrap().1;
+        if title.starts_with("done") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // fetch() to a blocked origin rejects; the WebSocket fails. Nothing got through.
+    assert!(!title.contains(" ok"), "{title}");
+    assert!(
+        title.contains("fetch blocked") && title.contains("evil blocked"),
+        "{title}"
+    );
+    assert!(sb.teardown().await.clean());
+    let mut records = Vec::new();
+    while let Ok(r) = rx.try_recv() {
+        records.push(r);
+    }
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.allowed)
+            .all(|r| r.host == "app.example"),
+        "{records:?}"
+    );
+    assert!(
+        records.iter().any(|r| r.host == "127.0.0.1" && !r.allowed),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.host == "evil.example" && !r.allowed),
+        "{records:?}"
+    );
+    // The only request that reached the fixture server is the page itself (the server would
+    // have answered the fetch and the WebSocket upgrade otherwise); the proxy refused the rest.
+}
