@@ -417,6 +417,16 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
     }
 
     fn drain_egress(&self, live: &mut Live) -> Result<(), AuditError> {
+        if let Some(sb) = live.sandbox.as_ref() {
+            for r in sb.drain_intercepts() {
+                self.audit.append(
+                    &live.run_id,
+                    "intercept",
+                    &serde_json::to_value(&r).unwrap_or(json!(null)),
+                    &[],
+                )?;
+            }
+        }
         if let Some(rx) = live.egress.as_mut() {
             while let Ok(r) = rx.try_recv() {
                 self.audit.append(

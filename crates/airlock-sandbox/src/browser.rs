@@ -40,6 +40,9 @@ pub struct SandboxConfig {
     /// Whether Chromium is pointed at the egress proxy. Only tests turn this off, to show that
     /// the network namespace blocks on its own.
     pub browser_uses_proxy: bool,
+    /// Whether requests are also checked inside the browser (CDP `Fetch`). Only tests turn
+    /// this off, to show the proxy and the namespace block on their own.
+    pub intercept: bool,
 }
 
 impl SandboxConfig {
@@ -55,6 +58,7 @@ impl SandboxConfig {
             scratch_root: std::env::temp_dir(),
             isolation: Isolation::Namespaces,
             browser_uses_proxy: true,
+            intercept: true,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct BrowserSandbox {
     dialog_task: tokio::task::JoinHandle<()>,
     netns: Option<String>,
     isolation: Isolation,
+    intercepts: crate::intercept::InterceptLog,
+    intercept_task: tokio::task::JoinHandle<()>,
 }
 
 fn t(ms: u64) -> Duration {
@@ -190,6 +196,8 @@ impl BrowserSandbox {
             dialog_task: tokio::spawn(async {}),
             netns,
             isolation: cfg.isolation,
+            intercepts: Default::default(),
+            intercept_task: tokio::spawn(async {}),
         };
         // From here on, a failure must still tear down what started: `Drop` does that.
         sb.attach(&cfg).await?;
@@ -231,9 +239,57 @@ impl BrowserSandbox {
             .as_str()
             .ok_or_else(|| SandboxError::Launch("no cdp session for the page".into()))?
             .to_string();
-        // Downloads are refused until the download boundary exists.
-        self.browser("Browser.setDownloadBehavior", json!({"behavior": "deny"}))
+        // Interception is installed before the page can do anything else: every request of
+        // the page, its frames and workers, and every popup, is checked in the browser too.
+        let interceptor = crate::intercept::Interceptor {
+            cdp: self.cdp.clone(),
+            policy: cfg.egress.clone(),
+            main_session: self.session.clone(),
+            main_target: target_id.clone(),
+            log: self.intercepts.clone(),
+            downloads: self.run_dir.join("downloads"),
+        };
+        if cfg.intercept {
+            self.intercept_task = tokio::spawn(interceptor.run(self.cdp.events()));
+            self.page("Fetch.enable", json!({"patterns": [{"urlPattern": "*"}]}))
+                .await?;
+            self.page(
+                "Target.setAutoAttach",
+                json!({"autoAttach": true, "waitForDebuggerOnStart": true, "flatten": true}),
+            )
             .await?;
+            self.browser(
+                "Target.setAutoAttach",
+                json!({"autoAttach": true, "waitForDebuggerOnStart": true, "flatten": true}),
+            )
+            .await?;
+        }
+        // Downloads land only in the run's directory, are hashed, and die with it.
+        let download_path = match cfg.isolation {
+            Isolation::Namespaces => "/run/airlock/downloads".to_string(),
+            Isolation::InsecureHost => self.run_dir.join("downloads").display().to_string(),
+        };
+        self.browser(
+            "Browser.setDownloadBehavior",
+            json!({"behavior": "allowAndName", "downloadPath": download_path, "eventsEnabled": true}),
+        )
+        .await?;
+        // Clipboard, location, camera, microphone, notifications: refused for every origin.
+        for name in [
+            "clipboard-read",
+            "clipboard-write",
+            "geolocation",
+            "notifications",
+            "camera",
+            "microphone",
+        ] {
+            let _ = self
+                .browser(
+                    "Browser.setPermission",
+                    json!({"permission": {"name": name}, "setting": "denied"}),
+                )
+                .await;
+        }
         for m in ["Page.enable", "DOM.enable", "Accessibility.enable"] {
             self.page(m, json!({})).await?;
         }
@@ -656,6 +712,37 @@ impl BrowserSandbox {
         action: &Action,
         resolved: Option<&Resolved>,
     ) -> Result<String, SandboxError> {
+        let seen = self.intercepts.lock().map(|l| l.len()).unwrap_or(0);
+        let result = self.execute_inner(action, resolved).await;
+        // Tell the model what the browser refused while the action ran.
+        let news: Vec<String> = self
+            .intercepts
+            .lock()
+            .map(|l| l.iter().skip(seen).map(|r| r.message()).collect())
+            .unwrap_or_default();
+        match result {
+            Ok(note) if news.is_empty() => Ok(note),
+            Ok(note) => Ok(format!("{note}; {}", news.join("; "))),
+            Err(SandboxError::Navigation(n)) if !news.is_empty() => Err(SandboxError::Navigation(
+                format!("{n} ({})", news.join("; ")),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Everything the interception layer did since the last call (for the audit).
+    pub fn drain_intercepts(&self) -> Vec<crate::intercept::InterceptRecord> {
+        self.intercepts
+            .lock()
+            .map(|mut l| l.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    async fn execute_inner(
+        &mut self,
+        action: &Action,
+        resolved: Option<&Resolved>,
+    ) -> Result<String, SandboxError> {
         let events = self.cdp.events();
         let started = Instant::now();
         let note = match action {
@@ -977,6 +1064,7 @@ impl BrowserSandbox {
             .call(None, "Browser.close", json!({}), t(1500))
             .await;
         self.dialog_task.abort();
+        self.intercept_task.abort();
         let child = self.child.take();
         match child {
             Some(child) => {

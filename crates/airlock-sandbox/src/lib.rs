@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod cdp;
+pub mod intercept;
 mod js;
 pub mod keys;
 pub mod launch;
@@ -18,6 +19,7 @@ pub mod proxy;
 pub mod snapshot;
 
 pub use browser::{BrowserSandbox, Resolved, SandboxConfig};
+pub use intercept::InterceptRecord;
 pub use launch::{Isolation, TeardownReport};
 pub use proxy::{EgressPolicy, EgressRecord};
 

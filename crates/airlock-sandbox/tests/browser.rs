@@ -213,16 +213,17 @@ async fn typing_goes_into_the_focused_field() {
 }
 
 #[tokio::test]
-async fn requests_outside_the_policy_never_leave_and_are_recorded() {
+async fn with_interception_off_the_proxy_alone_refuses_and_records_other_hosts() {
     let addr = serve(HashMap::from([(
         "/",
         "<title>ok</title><img src='http://evil.example/pixel.png'>",
     )]))
     .await;
     let id = format!("egress-{}", std::process::id());
-    let (mut sb, mut rx) = BrowserSandbox::launch(SandboxConfig::new(&id, policy(addr)))
-        .await
-        .unwrap();
+    // Interception off: the proxy alone must stop and record it.
+    let mut cfg = SandboxConfig::new(&id, policy(addr));
+    cfg.intercept = false;
+    let (mut sb, mut rx) = BrowserSandbox::launch(cfg).await.unwrap();
     sb.execute(
         &Action::Navigate {
             url: "http://app.example/".into(),
@@ -258,6 +259,7 @@ async fn launch_with(
     name: &str,
     isolation: airlock_sandbox::Isolation,
     use_proxy: bool,
+    intercept: bool,
 ) -> (
     BrowserSandbox,
     SocketAddr,
@@ -268,6 +270,7 @@ async fn launch_with(
     let mut cfg = SandboxConfig::new(&id, policy(addr));
     cfg.isolation = isolation;
     cfg.browser_uses_proxy = use_proxy;
+    cfg.intercept = use_proxy && intercept;
     let (sb, rx) = BrowserSandbox::launch(cfg).await.expect("launch");
     (sb, addr, rx)
 }
@@ -308,6 +311,7 @@ async fn with_the_proxy_off_the_namespace_alone_blocks_the_host_loopback() {
         "ns-noproxy",
         airlock_sandbox::Isolation::Namespaces,
         false,
+        false,
     )
     .await;
     let url = format!("http://127.0.0.1:{}/", addr.port());
@@ -322,6 +326,7 @@ async fn with_the_proxy_off_the_namespace_alone_blocks_the_host_loopback() {
         pages,
         "host-noproxy",
         airlock_sandbox::Isolation::InsecureHost,
+        false,
         false,
     )
     .await;
@@ -350,6 +355,7 @@ async fn page_scripts_cannot_reach_the_host_loopback_or_other_hosts() {
         "probe",
         airlock_sandbox::Isolation::Namespaces,
         true,
+        false,
     )
     .await;
     let url = format!("http://app.example/?{}", addr.port());
@@ -402,4 +408,99 @@ async fn page_scripts_cannot_reach_the_host_loopback_or_other_hosts() {
     );
     // The only request that reached the fixture server is the page itself (the server would
     // have answered the fetch and the WebSocket upgrade otherwise); the proxy refused the rest.
+}
+
+const REDIRECTS: &[(&str, &str)] = &[
+    (
+        "/",
+        r#"<!doctype html><title>start</title><img src="http://evil.example/beacon.gif">
+<a id=pop href="http://evil.example/popup" target=_blank style="position:absolute;left:10px;top:10px;width:200px;height:40px;display:block">Open docs</a>
+<script>window.open('http://evil.example/storm');</script>"#,
+    ),
+    (
+        "/meta",
+        r#"<!doctype html><title>meta</title><meta http-equiv=refresh content="0;url=http://evil.example/landing">"#,
+    ),
+    (
+        "/script",
+        r#"<!doctype html><title>script</title><script>location = 'http://mail.example/inbox';</script>"#,
+    ),
+];
+
+#[tokio::test]
+async fn interception_blocks_subresources_popups_and_redirects_with_a_reason() {
+    let pages: HashMap<&'static str, &'static str> = REDIRECTS.iter().copied().collect();
+    let (mut sb, _addr, mut rx) = launch_with(
+        pages,
+        "intercept",
+        airlock_sandbox::Isolation::Namespaces,
+        true,
+        true,
+    )
+    .await;
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let obs = sb.observe().await.unwrap();
+    // A target=_blank link: the popup is closed before it loads anything.
+    let link = Target::Role {
+        role: "link".into(),
+        name: "Open docs".into(),
+    };
+    let r = sb.resolve(&link, &obs.refs).await.unwrap();
+    let note = sb.execute(&click(link.clone()), Some(&r)).await.unwrap();
+    assert!(note.contains("popup"), "{note}");
+    // Meta refresh and script navigation off the task's hosts are refused in the browser.
+    let note = sb
+        .execute(
+            &Action::Navigate {
+                url: "http://app.example/meta".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        note.contains("navigation to evil.example blocked"),
+        "{note}"
+    );
+    let note = sb
+        .execute(
+            &Action::Navigate {
+                url: "http://app.example/script".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        note.contains(
+            "navigation to mail.example blocked: mail.example is not in the task's domains"
+        ),
+        "{note}"
+    );
+    let records = sb.drain_intercepts();
+    assert!(sb.teardown().await.clean());
+    assert!(records.iter().any(|r| matches!(r, airlock_sandbox::InterceptRecord::Blocked { url, navigation: false, .. } if url.contains("beacon.gif"))), "{records:?}");
+    let popups = records
+        .iter()
+        .filter(|r| matches!(r, airlock_sandbox::InterceptRecord::PopupClosed { .. }))
+        .count();
+    // (The window.open without a user gesture is already stopped by Chromium's popup blocker.)
+    assert!(
+        popups >= 1,
+        "the target=_blank popup was closed: {records:?}"
+    );
+    // Nothing for evil.example or mail.example even reached the proxy.
+    while let Ok(r) = rx.try_recv() {
+        assert!(
+            r.host != "evil.example" && r.host != "mail.example",
+            "{r:?} reached the proxy"
+        );
+    }
 }

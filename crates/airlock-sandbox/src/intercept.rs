@@ -1,0 +1,341 @@
+//! In-browser interception: every request, navigation, frame, worker and popup is checked
+//! against the run's host policy inside Chromium, so the model gets a clear reason ("navigation
+//! to mail.example blocked: not in task domains") instead of a broken page.
+//!
+//! This is a second, independent boundary: the egress proxy and the network namespace block
+//! the same traffic even if this layer is switched off. It uses CDP `Fetch` on every target,
+//! with auto-attach paused at start (`waitForDebuggerOnStart`) so a popup, an out-of-process
+//! iframe or a worker cannot send a request before interception is installed on it.
+
+use crate::cdp::{Cdp, CdpEvent};
+use crate::proxy::EgressPolicy;
+use airlock_core::host::WebUrl;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Something the interception layer did, for the audit and for the model's feedback.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum InterceptRecord {
+    /// A request (or top-level navigation) was refused in the browser.
+    Blocked {
+        url: String,
+        resource_type: String,
+        navigation: bool,
+        reason: String,
+    },
+    /// A popup (window.open, target=_blank) was closed; the main tab stays where it is.
+    PopupClosed { url: String },
+    /// A download finished into the run's directory.
+    Download {
+        url: String,
+        filename: String,
+        sha256: String,
+        bytes: u64,
+    },
+    /// A download was cancelled or failed.
+    DownloadFailed { url: String, state: String },
+}
+
+impl InterceptRecord {
+    /// The sentence the model is told.
+    pub fn message(&self) -> String {
+        match self {
+            InterceptRecord::Blocked {
+                url,
+                navigation: true,
+                reason,
+                ..
+            } => format!("navigation to {} blocked: {reason}", display_host(url)),
+            InterceptRecord::Blocked {
+                url,
+                resource_type,
+                reason,
+                ..
+            } => format!(
+                "{} request to {} blocked: {reason}",
+                resource_type.to_lowercase(),
+                display_host(url)
+            ),
+            InterceptRecord::PopupClosed { url } if url.is_empty() || url == "about:blank" => {
+                "a popup window was closed (popups are not followed)".to_string()
+            }
+            InterceptRecord::PopupClosed { url } => {
+                format!(
+                    "a popup to {} was closed (popups are not followed)",
+                    display_host(url)
+                )
+            }
+            InterceptRecord::Download {
+                filename, sha256, ..
+            } => format!("downloaded `{filename}` (sha256 {sha256}) into the run's quarantine"),
+            InterceptRecord::DownloadFailed { url, state } => {
+                format!("download from {} {state}", display_host(url))
+            }
+        }
+    }
+}
+
+fn display_host(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match u.host_str() {
+            Some(h) => h.to_string(),
+            None => format!("{}:", u.scheme()),
+        },
+        Err(_) => airlock_core::action::truncate(url, 60),
+    }
+}
+
+/// Decides one URL: `Ok(())` to let it through, `Err(reason)` to refuse it.
+pub fn check_url(policy: &EgressPolicy, raw: &str) -> Result<(), String> {
+    match WebUrl::parse(raw) {
+        Ok(u) if policy.allowed.contains(&u.host) => Ok(()),
+        Ok(u) => Err(format!("{} is not in the task's domains", u.host)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Shared log of what interception did; the engine drains it after each action.
+pub type InterceptLog = Arc<Mutex<Vec<InterceptRecord>>>;
+
+pub(crate) struct Interceptor {
+    pub cdp: Cdp,
+    pub policy: EgressPolicy,
+    pub main_session: String,
+    pub main_target: String,
+    pub log: InterceptLog,
+    /// The run's download directory on the host.
+    pub downloads: PathBuf,
+}
+
+fn t(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+impl Interceptor {
+    fn push(&self, r: InterceptRecord) {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(r);
+        }
+    }
+
+    /// Handles events until the browser connection closes.
+    pub async fn run(self, mut events: tokio::sync::broadcast::Receiver<CdpEvent>) {
+        let mut downloads: Vec<(String, String, String)> = Vec::new(); // guid, url, filename
+        loop {
+            let ev = match events.recv().await {
+                Ok(ev) => ev,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("interception lagged by {n} events");
+                    continue;
+                }
+                Err(_) => break,
+            };
+            match ev.method.as_str() {
+                "Fetch.requestPaused" => self.on_request(&ev).await,
+                "Target.attachedToTarget" => self.on_attached(&ev).await,
+                "Browser.downloadWillBegin" => {
+                    let p = &ev.params;
+                    let guid = p.get("guid").and_then(Value::as_str).unwrap_or_default();
+                    let url = p.get("url").and_then(Value::as_str).unwrap_or_default();
+                    let name = p
+                        .get("suggestedFilename")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    downloads.push((guid.to_string(), url.to_string(), name.to_string()));
+                }
+                "Browser.downloadProgress" => {
+                    let p = &ev.params;
+                    let guid = p.get("guid").and_then(Value::as_str).unwrap_or_default();
+                    let state = p.get("state").and_then(Value::as_str).unwrap_or_default();
+                    if state == "inProgress" {
+                        continue;
+                    }
+                    let Some(pos) = downloads.iter().position(|d| d.0 == guid) else {
+                        continue;
+                    };
+                    let (guid, url, filename) = downloads.swap_remove(pos);
+                    if state == "completed" {
+                        let path = self.downloads.join(&guid);
+                        match std::fs::read(&path) {
+                            Ok(bytes) => {
+                                use sha2::Digest;
+                                let sha = hex::encode(sha2::Sha256::digest(&bytes));
+                                self.push(InterceptRecord::Download {
+                                    url,
+                                    filename,
+                                    sha256: sha,
+                                    bytes: bytes.len() as u64,
+                                });
+                            }
+                            Err(e) => self.push(InterceptRecord::DownloadFailed {
+                                url,
+                                state: format!("completed but unreadable: {e}"),
+                            }),
+                        }
+                    } else {
+                        self.push(InterceptRecord::DownloadFailed {
+                            url,
+                            state: state.to_string(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn on_request(&self, ev: &CdpEvent) {
+        let p = &ev.params;
+        let Some(id) = p.get("requestId").and_then(Value::as_str) else {
+            return;
+        };
+        let url = p
+            .get("request")
+            .and_then(|r| r.get("url"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let rtype = p
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("Other")
+            .to_string();
+        let session = ev.session_id.as_deref();
+        match check_url(&self.policy, url) {
+            Ok(()) => {
+                let _ = self
+                    .cdp
+                    .call(
+                        session,
+                        "Fetch.continueRequest",
+                        json!({"requestId": id}),
+                        t(5000),
+                    )
+                    .await;
+            }
+            Err(reason) => {
+                let _ = self
+                    .cdp
+                    .call(
+                        session,
+                        "Fetch.failRequest",
+                        json!({"requestId": id, "errorReason": "BlockedByClient"}),
+                        t(5000),
+                    )
+                    .await;
+                // The main frame's id is its target's id.
+                let frame = p.get("frameId").and_then(Value::as_str).unwrap_or_default();
+                let navigation = rtype == "Document" && frame == self.main_target;
+                self.push(InterceptRecord::Blocked {
+                    url: airlock_core::action::truncate(url, 300),
+                    resource_type: rtype,
+                    navigation,
+                    reason,
+                });
+            }
+        }
+    }
+
+    async fn on_attached(&self, ev: &CdpEvent) {
+        let p = &ev.params;
+        let Some(session) = p.get("sessionId").and_then(Value::as_str) else {
+            return;
+        };
+        let info = p.get("targetInfo").cloned().unwrap_or(Value::Null);
+        let kind = info.get("type").and_then(Value::as_str).unwrap_or_default();
+        let target = info
+            .get("targetId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let url = info.get("url").and_then(Value::as_str).unwrap_or_default();
+        let s = Some(session);
+        if target == self.main_target && session != self.main_session {
+            // Browser-level auto-attach also reaches the main page: one session is enough.
+            let _ = self
+                .cdp
+                .call(
+                    None,
+                    "Target.detachFromTarget",
+                    json!({"sessionId": session}),
+                    t(3000),
+                )
+                .await;
+            return;
+        }
+        if kind == "page" && target != self.main_target {
+            // A popup: never followed. Closed before it runs anything.
+            self.push(InterceptRecord::PopupClosed {
+                url: url.to_string(),
+            });
+            let _ = self
+                .cdp
+                .call(
+                    None,
+                    "Target.closeTarget",
+                    json!({"targetId": target}),
+                    t(3000),
+                )
+                .await;
+            return;
+        }
+        // Interception first, then children, then let it run.
+        let _ = self
+            .cdp
+            .call(
+                s,
+                "Fetch.enable",
+                json!({"patterns": [{"urlPattern": "*"}]}),
+                t(3000),
+            )
+            .await;
+        let _ = self
+            .cdp
+            .call(
+                s,
+                "Target.setAutoAttach",
+                json!({"autoAttach": true, "waitForDebuggerOnStart": true, "flatten": true}),
+                t(3000),
+            )
+            .await;
+        let _ = self
+            .cdp
+            .call(s, "Runtime.runIfWaitingForDebugger", json!({}), t(3000))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_core::host::HostName;
+
+    #[test]
+    fn urls_are_checked_with_the_same_host_policy() {
+        let mut p = EgressPolicy::default();
+        p.allowed.insert(HostName::parse("ci.example").unwrap());
+        assert!(check_url(&p, "http://CI.example./x").is_ok());
+        assert!(check_url(&p, "http://mail.example/")
+            .unwrap_err()
+            .contains("mail.example"));
+        assert!(check_url(&p, "http://ci.example.evil.example/").is_err());
+        assert!(check_url(&p, "file:///etc/passwd").is_err());
+        assert!(check_url(&p, "http://127.0.0.1:9/").is_err());
+    }
+
+    #[test]
+    fn messages_name_the_host_and_reason() {
+        let r = InterceptRecord::Blocked {
+            url: "http://mail.example/inbox".into(),
+            resource_type: "Document".into(),
+            navigation: true,
+            reason: "mail.example is not in the task's domains".into(),
+        };
+        assert_eq!(
+            r.message(),
+            "navigation to mail.example blocked: mail.example is not in the task's domains"
+        );
+    }
+}
