@@ -42,6 +42,18 @@ pub struct ElementFacts {
     /// Centre of the element's box in viewport CSS pixels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub center: Option<Point>,
+    /// Effectively invisible (opacity near 0, `visibility: hidden`): a click on it is a click
+    /// on something the user cannot see.
+    #[serde(default)]
+    pub invisible: bool,
+    /// For a frame element: the URL its `src` points at. The host cannot see inside a
+    /// cross-origin frame, so clicks there fail closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_src: Option<String>,
+    /// Set when the element under the point is a see-through layer over this interactive
+    /// element (a clickjacking overlay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<String>,
 }
 
 /// The request a form would send if submitted now.

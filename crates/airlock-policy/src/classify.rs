@@ -198,6 +198,24 @@ fn submission(el: &ElementFacts, page_url: &str) -> Classification {
     )
 }
 
+fn page_origin(page_url: &str) -> String {
+    url::Url::parse(page_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
+}
+
+/// An element inside a same-process frame of another origin: classified as usual, but its
+/// scope is the frame's host, so a frame outside the task's domains is denied.
+fn activation_in_frame(el: &ElementFacts, _page_url: &str) -> Classification {
+    let mut inner = el.clone();
+    inner.frame_url = String::new();
+    let mut c = activation(&inner, &el.frame_url);
+    if let Ok(frame) = WebUrl::parse(&el.frame_url) {
+        c.scope = Some(frame);
+    }
+    c
+}
+
 const CONTROL_ROLES: &[&str] = &[
     "button",
     "menuitem",
@@ -216,6 +234,37 @@ const CONTROL_ROLES: &[&str] = &[
 
 /// Classifies activating an element (click, or Enter/Space on it).
 fn activation(el: &ElementFacts, page_url: &str) -> Classification {
+    if let Some(covered) = &el.covers {
+        return Classification::refused(
+            "builtin.grounding.transparent-overlay",
+            format!("a see-through layer covers {covered}; the click would not reach what is visible there"),
+        );
+    }
+    if el.invisible {
+        return Classification::refused(
+            "builtin.grounding.invisible-target",
+            format!(
+                "the element under the point ({} '{}') is invisible",
+                el.role, el.name
+            ),
+        );
+    }
+    if let Some(src) = &el.frame_src {
+        let host = WebUrl::parse(src)
+            .map(|u| u.host.to_string())
+            .unwrap_or_else(|_| src.clone());
+        return Classification::refused(
+            "builtin.grounding.opaque-frame",
+            format!("the point is inside a frame from {host}; the host cannot see what a click there would do"),
+        );
+    }
+    if !el.frame_url.is_empty() && !el.frame_url.starts_with(page_origin(page_url).as_str()) {
+        if let Ok(frame) = WebUrl::parse(&el.frame_url) {
+            let mut c = activation_in_frame(el, page_url);
+            c.scope = c.scope.or(Some(frame));
+            return c;
+        }
+    }
     if el.disabled {
         return Classification::new(
             Effect::Read,
@@ -514,6 +563,46 @@ mod tests {
             Some(&field),
         );
         assert_eq!(c.effect, Effect::Submit);
+    }
+
+    #[test]
+    fn overlays_invisible_targets_and_opaque_frames_are_refused() {
+        let page = "http://ci.example/runs";
+        let mut el = ElementFacts {
+            role: "generic".into(),
+            frame_url: page.into(),
+            ..Default::default()
+        };
+        el.covers = Some("button 'Submit'".into());
+        assert!(activation(&el, page)
+            .refusal
+            .unwrap()
+            .1
+            .contains("covers button 'Submit'"));
+        el.covers = None;
+        el.invisible = true;
+        assert_eq!(
+            activation(&el, page).refusal.unwrap().0,
+            "builtin.grounding.invisible-target"
+        );
+        el.invisible = false;
+        el.frame_src = Some("http://evil.example/frame".into());
+        assert!(activation(&el, page)
+            .refusal
+            .unwrap()
+            .1
+            .contains("evil.example"));
+    }
+
+    #[test]
+    fn an_element_in_a_frame_is_scoped_to_the_frame_host() {
+        let mut el = button("Approve", "POST", "http://evil.example/approve", false);
+        el.is_submit = false;
+        el.form = None;
+        el.name = "Continue".into();
+        el.frame_url = "http://evil.example/frame".into();
+        let c = activation(&el, "http://ci.example/runs");
+        assert_eq!(c.scope.unwrap().host.as_str(), "evil.example");
     }
 
     #[test]

@@ -472,6 +472,21 @@ impl BrowserSandbox {
         target: &Target,
         known_refs: &[String],
     ) -> Result<Resolved, SandboxError> {
+        let r = self.resolve_inner(target, known_refs).await;
+        let _ = self
+            .page(
+                "Runtime.releaseObjectGroup",
+                json!({"objectGroup": "airlock"}),
+            )
+            .await;
+        r
+    }
+
+    async fn resolve_inner(
+        &mut self,
+        target: &Target,
+        known_refs: &[String],
+    ) -> Result<Resolved, SandboxError> {
         match target {
             Target::Point(p) => {
                 if p.x < 0.0
@@ -481,11 +496,12 @@ impl BrowserSandbox {
                 {
                     return Err(GroundingError::OutsideViewport(*p).into());
                 }
-                let backend = self
-                    .hit_test(*p)
+                let obj = self
+                    .hit_object(*p)
                     .await?
                     .ok_or(GroundingError::NothingAtPoint(*p))?;
-                let (facts, actionable) = self.describe(backend).await?;
+                let (mut facts, actionable) = self.describe_object(&obj).await?;
+                facts.covers = self.transparent_cover(*p).await;
                 Ok(Resolved {
                     facts,
                     backend_id: actionable,
@@ -580,15 +596,15 @@ impl BrowserSandbox {
         {
             return Err(GroundingError::NotVisible(target.to_string()).into());
         }
-        let hit = self.hit_test(center).await?;
-        let hit_actionable = match hit {
-            Some(h) => Some(self.actionable_of(h).await?),
+        let hit = self.hit_object(center).await?;
+        let hit_actionable = match &hit {
+            Some(obj) => self.backend_of(obj).await,
             None => None,
         };
         if hit_actionable != Some(actionable) {
-            let by = match hit {
-                Some(h) => self
-                    .describe(h)
+            let by = match &hit {
+                Some(obj) => self
+                    .describe_object(obj)
                     .await
                     .map(|(f, _)| format!("{} '{}'", f.role, f.name))
                     .unwrap_or_else(|_| "another element".into()),
@@ -607,18 +623,64 @@ impl BrowserSandbox {
         })
     }
 
-    async fn hit_test(&self, p: Point) -> Result<Option<i64>, SandboxError> {
+    /// If the topmost element at `p` is a see-through layer over an interactive element,
+    /// describes the covered element.
+    async fn transparent_cover(&mut self, p: Point) -> Option<String> {
+        let ctx = self.world().await.ok()?;
+        let doc = self
+            .page(
+                "Runtime.evaluate",
+                json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
+            )
+            .await
+            .ok()?;
+        let obj = doc["result"]["objectId"].as_str()?.to_string();
         let r = self
             .page(
-                "DOM.getNodeForLocation",
-                json!({"x": p.x.round() as i64, "y": p.y.round() as i64, "includeUserAgentShadowDOM": false, "ignorePointerEventsNone": false}),
+                "Runtime.callFunctionOn",
+                json!({"functionDeclaration": js::TRANSPARENT_COVER, "objectId": obj,
+                       "arguments": [{"value": p.x}, {"value": p.y}], "returnByValue": true}),
             )
-            .await;
-        match r {
-            Ok(v) => Ok(v["backendNodeId"].as_i64()),
-            Err(SandboxError::Cdp(CdpError::Protocol { .. })) => Ok(None),
-            Err(e) => Err(e),
+            .await
+            .ok()?;
+        r["result"]["value"].as_str().map(str::to_string)
+    }
+
+    /// The actionable element a click at `p` would reach (as a remote object in Airlock's
+    /// isolated world), descending into same-origin frames; `None` if nothing is there.
+    async fn hit_object(&mut self, p: Point) -> Result<Option<String>, SandboxError> {
+        for _ in 0..2 {
+            let ctx = self.world().await?;
+            let doc = self
+                .page(
+                    "Runtime.evaluate",
+                    json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
+                )
+                .await;
+            let Ok(doc) = doc else {
+                self.world = None;
+                continue;
+            };
+            let Some(doc_obj) = doc["result"]["objectId"].as_str() else {
+                return Ok(None);
+            };
+            let r = self
+                .page(
+                    "Runtime.callFunctionOn",
+                    json!({"functionDeclaration": js::HIT, "objectId": doc_obj, "objectGroup": "airlock",
+                           "arguments": [{"value": p.x}, {"value": p.y}]}),
+                )
+                .await?;
+            return Ok(r["result"]["objectId"].as_str().map(str::to_string));
         }
+        Err(SandboxError::Page("page context unavailable".into()))
+    }
+
+    async fn backend_of(&self, obj: &str) -> Option<i64> {
+        self.page("DOM.describeNode", json!({"objectId": obj}))
+            .await
+            .ok()?["node"]["backendNodeId"]
+            .as_i64()
     }
 
     async fn object_for(&mut self, backend: i64) -> Result<String, SandboxError> {
@@ -649,7 +711,8 @@ impl BrowserSandbox {
             .ok_or_else(|| GroundingError::Gone.into())
     }
 
-    async fn actionable_of(&mut self, backend: i64) -> Result<i64, SandboxError> {
+    /// Describes the actionable element for a node: (facts, actionable backend id).
+    async fn describe(&mut self, backend: i64) -> Result<(ElementFacts, i64), SandboxError> {
         let obj = self.object_for(backend).await?;
         let a = self
             .page(
@@ -657,19 +720,16 @@ impl BrowserSandbox {
                 json!({"functionDeclaration": js::ACTIONABLE, "objectId": obj, "objectGroup": "airlock"}),
             )
             .await?;
-        let Some(aobj) = a["result"]["objectId"].as_str() else {
-            return Ok(backend);
-        };
-        let node = self
-            .page("DOM.describeNode", json!({"objectId": aobj}))
-            .await?;
-        Ok(node["node"]["backendNodeId"].as_i64().unwrap_or(backend))
+        let actionable_obj = a["result"]["objectId"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(obj);
+        self.describe_object(&actionable_obj).await
     }
 
-    /// Describes the actionable element for a node: (facts, actionable backend id).
-    async fn describe(&mut self, backend: i64) -> Result<(ElementFacts, i64), SandboxError> {
-        let actionable = self.actionable_of(backend).await?;
-        let obj = self.object_for(actionable).await?;
+    /// Describes an (already actionable) element given as a remote object.
+    async fn describe_object(&mut self, obj: &str) -> Result<(ElementFacts, i64), SandboxError> {
+        let actionable = self.backend_of(obj).await.ok_or(GroundingError::Gone)?;
         let d = self
             .page(
                 "Runtime.callFunctionOn",
@@ -683,8 +743,10 @@ impl BrowserSandbox {
                 "Accessibility.getPartialAXTree",
                 json!({"backendNodeId": actionable, "fetchRelatives": false}),
             )
-            .await?;
-        let nodes = snapshot::parse_ax_nodes(&ax);
+            .await;
+        let nodes = ax
+            .map(|ax| snapshot::parse_ax_nodes(&ax))
+            .unwrap_or_default();
         if let Some(n) = nodes
             .iter()
             .find(|n| n.backend_id == Some(actionable))
@@ -694,12 +756,6 @@ impl BrowserSandbox {
             facts.name = n.name.clone();
         }
         facts.node_ref = format!("e{actionable}");
-        let _ = self
-            .page(
-                "Runtime.releaseObjectGroup",
-                json!({"objectGroup": "airlock"}),
-            )
-            .await;
         Ok((facts, actionable))
     }
 
@@ -867,11 +923,16 @@ impl BrowserSandbox {
     }
 
     async fn recheck(&mut self, res: &Resolved) -> Result<(), SandboxError> {
-        let now = self.hit_test(res.point).await?;
-        let now = match now {
-            Some(h) => Some(self.actionable_of(h).await?),
+        let now = match self.hit_object(res.point).await? {
+            Some(obj) => self.backend_of(&obj).await,
             None => None,
         };
+        let _ = self
+            .page(
+                "Runtime.releaseObjectGroup",
+                json!({"objectGroup": "airlock"}),
+            )
+            .await;
         if now != Some(res.backend_id) {
             return Err(SandboxError::Drift(format!(
                 "the element at {} is no longer {} '{}'",

@@ -17,10 +17,38 @@ pub const ACTIONABLE: &str = r#"function() {
   return a;
 }"#;
 
+/// The element a click at (x, y) would activate, descending into same-origin frames. A
+/// cross-origin frame is opaque: the frame element itself is returned.
+pub const HIT: &str = r#"function(x, y) {
+  let doc = document, el = null, ox = 0, oy = 0;
+  for (let depth = 0; depth < 6; depth++) {
+    el = doc.elementFromPoint(x - ox, y - oy);
+    if (!el) return null;
+    if (el.tagName === 'IFRAME' || el.tagName === 'FRAME') {
+      let inner = null;
+      try { inner = el.contentDocument; } catch (e) { inner = null; }
+      if (!inner) return el;
+      const r = el.getBoundingClientRect();
+      ox += r.left + el.clientLeft; oy += r.top + el.clientTop;
+      doc = inner;
+      continue;
+    }
+    break;
+  }
+  const sel = 'a[href],button,input,select,textarea,summary,label,[role=button],[role=link],' +
+    '[role=checkbox],[role=radio],[role=tab],[role=menuitem],[role=option],[role=switch],' +
+    '[contenteditable=""],[contenteditable="true"]';
+  let a = el.closest(sel) || el;
+  if (a.tagName === 'LABEL' && a.control) a = a.control;
+  return a;
+}"#;
+
 /// Facts about an element (`this`), in the shape of `airlock_core::ElementFacts` minus role/name
 /// (those come from Chromium's accessibility tree).
 pub const DESCRIBE: &str = r#"function() {
   const el = this;
+  const doc = el.ownerDocument || document;
+  const win = doc.defaultView || window;
   const tag = el.tagName.toLowerCase();
   let type = null;
   if (tag === 'input') type = (el.getAttribute('type') || 'text').toLowerCase();
@@ -34,9 +62,9 @@ pub const DESCRIBE: &str = r#"function() {
   if (form) {
     const getElements = Object.getOwnPropertyDescriptor(HTMLFormElement.prototype, 'elements').get;
     const attr = (n) => Element.prototype.getAttribute.call(form, n);
-    let action = new URL(attr('action') || '', document.baseURI).href;
+    let action = new URL(attr('action') || '', doc.baseURI).href;
     let method = (attr('method') || 'get').toLowerCase();
-    if (isSubmit && el.hasAttribute('formaction')) action = new URL(el.getAttribute('formaction'), document.baseURI).href;
+    if (isSubmit && el.hasAttribute('formaction')) action = new URL(el.getAttribute('formaction'), doc.baseURI).href;
     if (isSubmit && el.hasAttribute('formmethod')) method = el.getAttribute('formmethod').toLowerCase();
     if (method !== 'post' && method !== 'dialog') method = 'get';
     const fields = [];
@@ -58,16 +86,57 @@ pub const DESCRIBE: &str = r#"function() {
     formFacts = { action, method: method.toUpperCase(), has_password: hasPassword, fields };
   }
   const link = el.closest('a[href]');
-  const r = el.getBoundingClientRect();
+  // Box in the top-level viewport: add the offsets of the frames the element sits in.
+  const b = el.getBoundingClientRect();
+  let fx = 0, fy = 0;
+  for (let w = win; w && w.frameElement; w = w.parent) {
+    const fr = w.frameElement.getBoundingClientRect();
+    fx += fr.left + w.frameElement.clientLeft; fy += fr.top + w.frameElement.clientTop;
+  }
+  const r = { left: b.left + fx, top: b.top + fy, width: b.width, height: b.height };
+  let opacity = 1, hidden = false;
+  for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
+    const cs = win.getComputedStyle(n);
+    opacity *= parseFloat(cs.opacity);
+    if (cs.visibility === 'hidden' || cs.display === 'none') hidden = true;
+  }
+  const invisible = hidden || opacity < 0.05;
   const exp = el.getAttribute('aria-expanded');
   return {
     tag, input_type: type, editable, multiline, disabled: el.disabled === true,
-    href: link ? new URL(link.getAttribute('href'), document.baseURI).href : null,
+    href: link ? new URL(link.getAttribute('href'), doc.baseURI).href : null,
     link_target: link ? (link.getAttribute('target') || null) : null,
     expanded: exp === null ? null : exp === 'true',
-    is_submit: isSubmit, form: formFacts, frame_url: location.href,
-    center: (r.width > 0 && r.height > 0) ? { x: r.left + r.width / 2, y: r.top + r.height / 2 } : null
+    is_submit: isSubmit, form: formFacts, frame_url: doc.location ? doc.location.href : '',
+    center: (r.width > 0 && r.height > 0) ? { x: r.left + r.width / 2, y: r.top + r.height / 2 } : null,
+    invisible: invisible,
+    frame_src: (tag === 'iframe' || tag === 'frame')
+      ? new URL(el.getAttribute('src') || 'about:blank', doc.baseURI).href : null
   };
+}"#;
+
+/// Whether the topmost element at a point is a see-through layer over an interactive element
+/// (arguments: x, y). Returns a description of the covered element, or null.
+pub const TRANSPARENT_COVER: &str = r#"function(x, y) {
+  const stack = document.elementsFromPoint(x, y);
+  if (stack.length < 2) return null;
+  const top = stack[0];
+  const sel = 'a[href],button,input,select,textarea,summary,[role=button],[role=link]';
+  if (top.closest(sel)) return null;
+  const cs = getComputedStyle(top);
+  const bg = cs.backgroundColor;
+  const clearBg = bg === 'transparent' || /rgba\(.*,\s*0(\.0+)?\)$/.test(bg);
+  const noText = (top.innerText || '').trim() === '';
+  const seeThrough = (clearBg && cs.backgroundImage === 'none' && noText) || parseFloat(cs.opacity) < 0.05;
+  if (!seeThrough) return null;
+  for (const el of stack.slice(1)) {
+    const hit = el.closest(sel);
+    if (hit) {
+      const name = (hit.getAttribute('aria-label') || hit.innerText || hit.value || '').trim().slice(0, 80);
+      return hit.tagName.toLowerCase() + " '" + name + "'";
+    }
+  }
+  return null;
 }"#;
 
 /// The element with keyboard focus, following shadow roots.

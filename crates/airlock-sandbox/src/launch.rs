@@ -450,6 +450,20 @@ pub async fn teardown(
         let _ = tokio::time::timeout(Duration::from_millis(100), child.wait()).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+    // Killed processes take a moment to leave; wait (bounded) until none of the run's
+    // processes and nothing in its network namespace is left, killing stragglers.
+    for _ in 0..60 {
+        let left = run_processes(browser_pid, run_id);
+        let ns_busy = netns.is_some_and(namespace_in_use);
+        if left.is_empty() && !ns_busy {
+            break;
+        }
+        for pid in &left {
+            kill(*pid);
+            killed.insert(*pid);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let remaining: Vec<u32> = run_processes(browser_pid, run_id).into_iter().collect();
 
     let mut removed = false;

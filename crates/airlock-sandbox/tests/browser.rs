@@ -173,7 +173,8 @@ async fn a_target_that_moves_before_dispatch_is_not_clicked() {
     assert!(matches!(err, SandboxError::Drift(_)), "{err}");
     let (_, title) = sb.location().await.unwrap();
     assert_eq!(title, "Drift", "nothing may have been clicked");
-    assert!(sb.teardown().await.clean());
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
 }
 
 const TYPING: &str = r#"<!doctype html><title>T</title><textarea id=t aria-label="Body" style="position:absolute;left:10px;top:10px;width:400px;height:100px"></textarea>"#;
@@ -209,7 +210,8 @@ async fn typing_goes_into_the_focused_field() {
     .unwrap();
     let obs = sb.observe().await.unwrap();
     assert!(obs.snapshot.contains("hello"), "{}", obs.snapshot);
-    assert!(sb.teardown().await.clean());
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
 }
 
 #[tokio::test]
@@ -240,7 +242,8 @@ async fn with_interception_off_the_proxy_alone_refuses_and_records_other_hosts()
             None,
         )
         .await;
-    assert!(sb.teardown().await.clean());
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
     let mut records = Vec::new();
     while let Ok(r) = rx.try_recv() {
         records.push(r);
@@ -320,7 +323,8 @@ async fn with_the_proxy_off_the_namespace_alone_blocks_the_host_loopback() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("ERR_CONNECTION_REFUSED"), "{err}");
-    assert!(sb.teardown().await.clean());
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
 
     let (mut sb, addr, _) = launch_with(
         pages,
@@ -336,7 +340,8 @@ async fn with_the_proxy_off_the_namespace_alone_blocks_the_host_loopback() {
         .expect("control: reachable without namespaces");
     let (_, title) = sb.location().await.unwrap();
     assert_eq!(title, "host service");
-    assert!(sb.teardown().await.clean());
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
 }
 
 const RAW_SOCKETS: &str = r#"<!doctype html><title>probe</title><script>
@@ -384,7 +389,8 @@ async fn page_scripts_cannot_reach_the_host_loopback_or_other_hosts() {
         title.contains("fetch blocked") && title.contains("evil blocked"),
         "{title}"
     );
-    assert!(sb.teardown().await.clean());
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
     let mut records = Vec::new();
     while let Ok(r) = rx.try_recv() {
         records.push(r);
@@ -485,7 +491,8 @@ async fn interception_blocks_subresources_popups_and_redirects_with_a_reason() {
         "{note}"
     );
     let records = sb.drain_intercepts();
-    assert!(sb.teardown().await.clean());
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
     assert!(records.iter().any(|r| matches!(r, airlock_sandbox::InterceptRecord::Blocked { url, navigation: false, .. } if url.contains("beacon.gif"))), "{records:?}");
     let popups = records
         .iter()
@@ -502,5 +509,132 @@ async fn interception_blocks_subresources_popups_and_redirects_with_a_reason() {
             r.host != "evil.example" && r.host != "mail.example",
             "{r:?} reached the proxy"
         );
+    }
+}
+
+const OVERLAYS: &str = r#"<!doctype html><title>overlays</title>
+<button style="position:absolute;left:100px;top:100px;width:200px;height:40px">Submit</button>
+<div onclick="document.title='hijacked'" style="position:absolute;left:90px;top:90px;width:240px;height:60px;opacity:0;background:red">x</div>
+<button style="position:absolute;left:100px;top:300px;width:200px;height:40px">Pay</button>
+<div onclick="document.title='hijacked'" style="position:absolute;left:90px;top:290px;width:240px;height:60px"></div>
+<iframe src="http://other.example/frame" style="position:absolute;left:500px;top:100px;width:300px;height:200px;border:0"></iframe>"#;
+
+#[tokio::test]
+async fn points_over_overlays_and_foreign_frames_are_described_for_the_gate() {
+    let mut sb = open(HashMap::from([("/", OVERLAYS)]), "overlays").await;
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let obs = sb.observe().await.unwrap();
+    let at = |x, y| Target::Point(Point { x, y });
+    // opacity:0 layer over "Submit": the element under the point is invisible.
+    let r = sb.resolve(&at(200.0, 120.0), &obs.refs).await.unwrap();
+    assert!(
+        r.facts.invisible || r.facts.covers.is_some(),
+        "{:?}",
+        r.facts
+    );
+    // A transparent, empty layer over "Pay": the covered button is named.
+    let r = sb.resolve(&at(200.0, 320.0), &obs.refs).await.unwrap();
+    assert_eq!(
+        r.facts.covers.as_deref(),
+        Some("button 'Pay'"),
+        "{:?}",
+        r.facts
+    );
+    // Inside a frame from another host: the frame element, with its source.
+    let r = sb.resolve(&at(650.0, 200.0), &obs.refs).await.unwrap();
+    assert_eq!(
+        r.facts.frame_src.as_deref(),
+        Some("http://other.example/frame"),
+        "{:?}",
+        r.facts
+    );
+    // A plain click on the real button elsewhere is unaffected.
+    let twin = sb
+        .resolve(
+            &Target::Role {
+                role: "button".into(),
+                name: "Submit".into(),
+            },
+            &obs.refs,
+        )
+        .await;
+    assert!(
+        twin.is_err(),
+        "role target under an overlay fails closed: {twin:?}"
+    );
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
+}
+
+const STATEFUL: &str = r#"<!doctype html><title>...</title><script>
+const me = location.search.slice(1);
+const seen = 'cookie=[' + document.cookie + '] storage=[' + (localStorage.getItem('who') || '') + ']';
+document.cookie = 'who=' + me + '; max-age=3600';
+localStorage.setItem('who', me);
+document.title = seen;
+</script>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_runs_share_no_cookies_storage_processes_or_namespaces() {
+    let addr = serve(HashMap::from([("/", STATEFUL)])).await;
+    let mut boxes = Vec::new();
+    for i in 0..3 {
+        let id = format!("parallel{i}-{}", std::process::id());
+        boxes.push(tokio::spawn(async move {
+            let (sb, _rx) = BrowserSandbox::launch(SandboxConfig::new(&id, policy(addr)))
+                .await
+                .expect("launch");
+            sb
+        }));
+    }
+    let mut sbs = Vec::new();
+    for b in boxes {
+        sbs.push(b.await.unwrap());
+    }
+    // Every run stores its name, then reloads: it must see only its own.
+    for (i, sb) in sbs.iter_mut().enumerate() {
+        let url = format!("http://app.example/?run{i}");
+        sb.execute(&Action::Navigate { url: url.clone() }, None)
+            .await
+            .unwrap();
+        let (_, title) = sb.location().await.unwrap();
+        assert_eq!(
+            title, "cookie=[] storage=[]",
+            "run {i} saw another run's state"
+        );
+        sb.execute(&Action::Navigate { url }, None).await.unwrap();
+        let (_, title) = sb.location().await.unwrap();
+        assert_eq!(title, format!("cookie=[who=run{i}] storage=[run{i}]"));
+    }
+    let namespaces: std::collections::BTreeSet<String> = sbs
+        .iter()
+        .filter_map(|s| s.isolation().1.map(str::to_string))
+        .collect();
+    assert_eq!(
+        namespaces.len(),
+        3,
+        "each run has its own network namespace"
+    );
+    let mut all_pids = std::collections::BTreeSet::new();
+    for (i, sb) in sbs.iter().enumerate() {
+        let pids = airlock_sandbox::launch::run_processes(
+            sb.browser_pid(),
+            &format!("parallel{i}-{}", std::process::id()),
+        );
+        assert!(!pids.is_empty());
+        for p in pids {
+            assert!(all_pids.insert(p), "process {p} belongs to two runs");
+        }
+    }
+    for sb in sbs {
+        let report = sb.teardown().await;
+        assert!(report.clean(), "{report:?}");
     }
 }
