@@ -57,6 +57,32 @@ enum Command {
     },
     /// Serve the bundled CI dashboard and incident tracker on loopback.
     Portal(PortalArgs),
+    /// Read, check and explain Cedar policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print Airlock's default policy set (Cedar), with the schema it is validated against.
+    Defaults {
+        /// Print the schema instead of the policies.
+        #[arg(long)]
+        schema: bool,
+    },
+    /// Validate a policy file against Airlock's schema (non-zero exit with line and reason).
+    Check { file: PathBuf },
+    /// Show which rules decided the actions of a recorded step.
+    Explain {
+        /// The task manifest the run used.
+        task: PathBuf,
+        /// A run id or `latest`.
+        run: String,
+        /// The step number.
+        step: u32,
+    },
 }
 
 #[derive(clap::Args)]
@@ -75,6 +101,9 @@ struct RunArgs {
     /// Chromium binary (default: Debian's /usr/lib/chromium/chromium, or AIRLOCK_CHROMIUM).
     #[arg(long)]
     chromium: Option<PathBuf>,
+    /// An operator Cedar policy file added to Airlock's defaults (repeatable).
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
     /// Run the browser without namespaces (user, mount, PID, network). Recorded in the audit.
     /// Only for machines that cannot provide namespaces; the egress proxy then is the only
     /// network boundary.
@@ -118,6 +147,20 @@ struct PortalArgs {
     /// How long the run search shows its spinner, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     spinner_ms: u64,
+}
+
+/// Stop requests from this process's signals.
+#[derive(Default)]
+struct SignalStop(std::sync::Mutex<Option<String>>);
+
+impl airlock_engine::RunControl for SignalStop {
+    fn stop_requested(&self, _run_id: &str) -> Option<(String, String)> {
+        self.0
+            .lock()
+            .ok()?
+            .clone()
+            .map(|by| (by, "the operator stopped the run".to_string()))
+    }
 }
 
 struct Terminal {
@@ -184,6 +227,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run(&cli.home, args).await,
         Command::Audit { command } => audit(&cli.home, command),
         Command::Portal(args) => portal(args).await,
+        Command::Policy { command } => policy(&cli.home, command),
     }
 }
 
@@ -225,6 +269,20 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             ))
         }
     };
+    let mut policies = Vec::new();
+    for f in &args.policies {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| usage(format!("cannot read policy `{}`: {e}", f.display())))?;
+        policies.push((f.display().to_string(), text));
+    }
+    {
+        let files: Vec<(&str, &str)> = policies
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        airlock_policy::cedar::PolicyEngine::with_operator(&files)
+            .map_err(|e| usage(e.to_string()))?;
+    }
     let store = open_store(home)?;
 
     // Hosts mapped to the bundled portal are served in-process on a free loopback port.
@@ -269,6 +327,26 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
         None
     };
 
+    // SIGINT / SIGTERM stop the run between actions: it is frozen, verified, torn down, sealed.
+    let stop = Arc::new(SignalStop::default());
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
+            let which = tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if let Ok(mut s) = stop.0.lock() {
+                *s = Some(format!("signal:{which}"));
+            }
+            eprintln!("airlock: {which} received; stopping the run after the current action");
+        });
+    }
     let mut reporter = Terminal {
         to_stderr: args.json,
     };
@@ -287,7 +365,8 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             run_id: None,
             chromium: args.chromium,
             model: args.model.clone(),
-            control: None,
+            control: Some(stop),
+            policies,
             isolation: if args.insecure_no_sandbox {
                 airlock_sandbox::Isolation::InsecureHost
             } else {
@@ -416,4 +495,119 @@ async fn portal(args: PortalArgs) -> anyhow::Result<u8> {
     tokio::signal::ctrl_c().await?;
     handle.shutdown();
     Ok(exit::OK)
+}
+
+fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
+    use airlock_policy::cedar::{PolicyEngine, DEFAULT_POLICIES, SCHEMA};
+    match command {
+        PolicyCommand::Defaults { schema } => {
+            print!("{}", if schema { SCHEMA } else { DEFAULT_POLICIES });
+            Ok(exit::OK)
+        }
+        PolicyCommand::Check { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| usage(format!("cannot read `{}`: {e}", file.display())))?;
+            let name = file.display().to_string();
+            match PolicyEngine::with_operator(&[(name.as_str(), text.as_str())]) {
+                Ok(engine) => {
+                    let ours: Vec<_> = engine
+                        .rules()
+                        .values()
+                        .filter(|r| r.source == name)
+                        .collect();
+                    println!("{name}: ok, {} policies", ours.len());
+                    for r in ours {
+                        println!("  {} ({}): {}", r.id, r.effect, r.reason);
+                    }
+                    Ok(exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(exit::USAGE)
+                }
+            }
+        }
+        PolicyCommand::Explain { task, run, step } => {
+            let text = std::fs::read_to_string(&task)
+                .map_err(|e| usage(format!("cannot read `{}`: {e}", task.display())))?;
+            let manifest = TaskManifest::from_toml(&text)
+                .map_err(|e| usage(format!("`{}`: {e}", task.display())))?;
+            let store = open_store(home)?;
+            let id = resolve_run(&store, &run)?;
+            let events = store.events(&id)?;
+            let started = events
+                .first()
+                .map(|e| e.payload.clone())
+                .unwrap_or_default();
+            if started.get("task").and_then(|t| t.as_str()) != Some(manifest.task.name.as_str()) {
+                eprintln!(
+                    "note: run {id} was not made from task `{}`",
+                    manifest.task.name
+                );
+            }
+            // The operator policies the run used are in its audit; rebuild the same set.
+            let files: Vec<(String, String)> = started
+                .get("operator_policies")
+                .and_then(|p| p.as_array())
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| {
+                            Some((
+                                p.get("name")?.as_str()?.to_string(),
+                                p.get("text")?.as_str()?.to_string(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let refs: Vec<(&str, &str)> = files
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.as_str()))
+                .collect();
+            let engine = PolicyEngine::with_operator(&refs)?;
+            let decisions: Vec<_> = events
+                .iter()
+                .filter(|e| {
+                    e.kind == "decision"
+                        && e.payload.get("step").and_then(|s| s.as_u64()) == Some(u64::from(step))
+                })
+                .collect();
+            if decisions.is_empty() {
+                return Err(usage(format!("run {id} has no decision at step {step}")));
+            }
+            for e in decisions {
+                let p = &e.payload;
+                let d = &p["decision"];
+                println!(
+                    "step {step} (event {}): {}",
+                    e.seq,
+                    p["summary"].as_str().unwrap_or("?")
+                );
+                println!(
+                    "  verdict: {} ({} risk, effect {})",
+                    d["verdict"].as_str().unwrap_or("?"),
+                    d["tier"].as_str().unwrap_or("?"),
+                    d["effect"].as_str().unwrap_or("?")
+                );
+                println!("  reason:  {}", d["reason"].as_str().unwrap_or(""));
+                for rule in d["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.as_str())
+                {
+                    match engine.rules().get(rule) {
+                        Some(r) => {
+                            println!("  rule {rule} ({}, {}): {}", r.effect, r.source, r.reason);
+                            for line in r.text.lines() {
+                                println!("      {line}");
+                            }
+                        }
+                        None => println!("  rule {rule} (built-in classifier)"),
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
 }

@@ -330,7 +330,10 @@ async fn clicking_delete_run_is_stopped_before_the_click_even_with_approve_all()
     for d in denied {
         let rules = d["payload"]["decision"]["rules"].to_string();
         assert!(rules.contains("builtin.risk.destructive-words"), "{rules}");
-        assert!(rules.contains("builtin.effect.undeclared"), "{rules}");
+        assert!(
+            rules.contains("airlock.forbid-undeclared-effects"),
+            "{rules}"
+        );
     }
 }
 
@@ -380,7 +383,7 @@ async fn navigation_to_another_host_is_denied_and_nothing_reaches_it() {
         assert_eq!(d["payload"]["decision"]["verdict"], "deny");
         assert!(d["payload"]["decision"]["rules"]
             .to_string()
-            .contains("builtin.nav.outside-domains"));
+            .contains("airlock.forbid-outside-domains"));
     }
 }
 
@@ -519,4 +522,207 @@ async fn a_manifest_asking_for_more_than_its_task_is_refused_before_any_browser_
     );
     // No run was recorded.
     assert!(!c.home().join("airlock.db").exists() || events(&c.home(), "latest").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_policy_forbids_a_button_by_name_and_explain_shows_the_rule() {
+    let c = Case::new();
+    let rule = c.file(
+        "ops.cedar",
+        r#"
+@id("ops.no-run-details")
+@reason("Run details may contain customer data; agents do not open them.")
+forbid (principal, action == Airlock::Action::"click", resource)
+when { resource.name like "Show details*" };
+"#,
+    );
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let out = c
+        .airlock(
+            &[
+                "run",
+                EXAMPLE_TASK,
+                "--model",
+                &model,
+                "--approvals",
+                "approve-all",
+                "--policy",
+                rule.to_str().expect("utf8"),
+            ],
+            None,
+        )
+        .await;
+    let t = text(&out);
+    assert!(t.contains("Show details for test: integration"), "{t}");
+    assert!(t.contains("Run details may contain customer data"), "{t}");
+    let id = run_id(&out);
+    assert_no_leftovers(&id);
+    let evs = events(&c.home(), &id);
+    let denied = decisions(&evs)
+        .into_iter()
+        .find(|d| d["payload"]["decision"]["verdict"] == "deny")
+        .expect("a denial");
+    assert!(denied["payload"]["decision"]["rules"]
+        .to_string()
+        .contains("ops.no-run-details"));
+    let step = denied["payload"]["step"]
+        .as_u64()
+        .expect("step")
+        .to_string();
+    let explain = c
+        .airlock(&["policy", "explain", EXAMPLE_TASK, &id, &step], None)
+        .await;
+    assert_eq!(explain.status.code(), Some(0), "{}", text(&explain));
+    let e = text(&explain);
+    assert!(e.contains("verdict: deny"), "{e}");
+    assert!(e.contains("rule ops.no-run-details (forbid"), "{e}");
+    assert!(
+        e.contains("resource.name like"),
+        "the rule's text is shown: {e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_check_reports_the_line_and_reason_and_defaults_are_printable() {
+    let c = Case::new();
+    let bad = c.file(
+        "bad.cedar",
+        "@id(\"a\")\npermit (principal, action, resource)\nwhen { resource.colour == \"red\" };\n",
+    );
+    let out = c
+        .airlock(&["policy", "check", bad.to_str().expect("utf8")], None)
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("bad.cedar:"), "{t}");
+    assert!(t.contains("colour"), "{t}");
+    let good = c.file(
+        "good.cedar",
+        "@id(\"ops.x\")\n@reason(\"r\")\nforbid (principal, action, resource) when { resource.host == \"ci.example\" && context.effect == \"submit\" };\n",
+    );
+    let out = c
+        .airlock(&["policy", "check", good.to_str().expect("utf8")], None)
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = c.airlock(&["policy", "defaults"], None).await;
+    assert!(text(&out).contains("@id(\"airlock.forbid-undeclared-effects\")"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_stop_the_run_with_their_reason() {
+    let c = Case::new();
+    let p = portal().await;
+    let task = c.task_for(&p);
+    let tight = std::fs::read_to_string(&task)
+        .expect("task")
+        .replace("max_steps = 30", "max_steps = 3");
+    let task = c.file("tight.toml", &tight);
+    let model = format!("scripted:{}", root().join(EXAMPLE_TRANSCRIPT).display());
+    let out = c
+        .airlock(
+            &[
+                "run",
+                task.to_str().expect("utf8"),
+                "--model",
+                &model,
+                "--approvals",
+                "deny",
+            ],
+            Some(&p),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains("budget exhausted (3 steps)"),
+        "{}",
+        text(&out)
+    );
+    assert_no_leftovers(&run_id(&out));
+
+    let rate = std::fs::read_to_string(c.task_for(&p))
+        .expect("task")
+        .replace(
+            "max_denials = 3",
+            "max_denials = 3\nmax_actions_per_minute = 2",
+        );
+    let task = c.file("rate.toml", &rate);
+    let out = c
+        .airlock(
+            &[
+                "run",
+                task.to_str().expect("utf8"),
+                "--model",
+                &model,
+                "--approvals",
+                "deny",
+            ],
+            Some(&p),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains("2 actions per minute"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_run_is_frozen_then_torn_down_with_a_complete_audit() {
+    let c = Case::new();
+    let p = portal().await;
+    let frozen = std::fs::read_to_string(c.task_for(&p))
+        .expect("task")
+        .replace("max_denials = 3", "max_denials = 3\nfreeze_secs = 2");
+    let task = c.file("freeze.toml", &frozen);
+    let transcript = c.file(
+        "t.jsonl",
+        &format!(
+            "{}\n{}\n",
+            r#"{"airlock":{"kind":"wait","condition":{"until":"text_present","text":"never shown"},"timeout_ms":4000}}"#,
+            r#"{"action":"screenshot"}"#
+        ),
+    );
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(root())
+        .arg("--home")
+        .arg(c.home())
+        .args(["run", task.to_str().expect("utf8"), "--model"])
+        .arg(format!("scripted:{}", transcript.display()))
+        .args(["--approvals", "deny"])
+        .env("TEST_SOR_TOKEN", &p.sor_token)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(t.contains("stopped by signal:SIGTERM"), "{t}");
+    let id = run_id(&out);
+    assert_no_leftovers(&id);
+    let evs = events(&c.home(), &id);
+    let kinds: Vec<&str> = evs.iter().filter_map(|e| e["kind"].as_str()).collect();
+    let stop = kinds.iter().position(|k| *k == "stop").expect("stop event");
+    let frozen = kinds
+        .iter()
+        .position(|k| *k == "frozen")
+        .expect("frozen event");
+    let teardown = kinds
+        .iter()
+        .position(|k| *k == "teardown")
+        .expect("teardown event");
+    assert!(stop < frozen && frozen < teardown, "{kinds:?}");
+    assert!(evs
+        .iter()
+        .any(|e| e["kind"] == "observation" && e["payload"]["phase"] == "frozen"));
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
 }

@@ -193,6 +193,22 @@ pub struct Budgets {
     /// Policy denials tolerated before the run is stopped.
     #[serde(default = "default_max_denials")]
     pub max_denials: u32,
+    /// Invalid model proposals in a row before the run is stopped.
+    #[serde(default = "default_max_invalid")]
+    pub max_invalid: u32,
+    /// Executed actions allowed in any 60-second window.
+    #[serde(default = "default_max_actions_per_minute")]
+    pub max_actions_per_minute: u32,
+    /// How long a stopped run's browser is kept frozen for inspection before teardown.
+    #[serde(default)]
+    pub freeze_secs: u64,
+}
+
+fn default_max_invalid() -> u32 {
+    3
+}
+fn default_max_actions_per_minute() -> u32 {
+    60
 }
 
 fn default_max_steps() -> u32 {
@@ -215,6 +231,9 @@ impl Default for Budgets {
             wall_clock_secs: default_wall_clock(),
             step_timeout_secs: default_step_timeout(),
             max_denials: default_max_denials(),
+            max_invalid: default_max_invalid(),
+            max_actions_per_minute: default_max_actions_per_minute(),
+            freeze_secs: 0,
         }
     }
 }

@@ -32,3 +32,12 @@ impl Observation {
         )
     }
 }
+
+/// A piece of page text and where it was found (`visible`, `hidden`, `offscreen`, `aria-label`,
+/// `alt`, `title`, `placeholder`, prefixed `frame:` inside a frame). Used by the injection
+/// scanner, which must see what a human would not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageText {
+    pub location: String,
+    pub text: String,
+}

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Everything a reviewer needs to decide in a minute.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ApprovalRequest {
     pub run_id: String,
     pub step: u32,
@@ -21,6 +21,9 @@ pub struct ApprovalRequest {
     pub rules: Vec<String>,
     /// Field values a form submission would send.
     pub fields: Vec<(String, String)>,
+    /// Instructions aimed at the agent that the run has seen (why a tainted run asks).
+    #[serde(default)]
+    pub findings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,6 +110,9 @@ fn prompt(req: &ApprovalRequest) -> ApprovalOutcome {
     let _ = writeln!(err, "rules:   {}", req.rules.join(", "));
     for (k, v) in &req.fields {
         let _ = writeln!(err, "field:   {k} = {v}");
+    }
+    for f in &req.findings {
+        let _ = writeln!(err, "TAINT:   {f}");
     }
     let _ = write!(err, "approve? [y/N] ");
     let _ = err.flush();

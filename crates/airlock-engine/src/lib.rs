@@ -22,6 +22,8 @@ use airlock_audit::{AuditError, AuditStore, BlobRef, EventRef};
 use airlock_core::host::{HostName, WebUrl};
 use airlock_core::manifest::TaskManifest;
 use airlock_core::{Action, Decision, ElementFacts, Observation, TypedText, Verdict};
+use airlock_policy::cedar::{PolicyEngine, PolicyError};
+use airlock_policy::taint::{self, Finding};
 use airlock_policy::{admit, decide, AdmissionError, GateContext};
 use airlock_providers::{ProposeContext, Provider, ProviderError, StepFeedback};
 use airlock_sandbox::{
@@ -47,6 +49,8 @@ pub enum EngineError {
     Admission(#[from] AdmissionError),
     #[error("audit: {0}")]
     Audit(#[from] AuditError),
+    #[error("policy: {0}")]
+    Policy(#[from] PolicyError),
     #[error("{0}")]
     Setup(String),
 }
@@ -120,6 +124,11 @@ impl Reporter for Quiet {
 pub trait RunControl: Send + Sync {
     /// Polled before each step and each action; `Some((by, reason))` stops the run.
     fn stop_requested(&self, run_id: &str) -> Option<(String, String)>;
+
+    /// Whether a frozen run may be torn down before its freeze time is up.
+    fn release_requested(&self, _run_id: &str) -> bool {
+        false
+    }
 }
 
 /// Everything a run needs besides the provider, the approver and the audit store.
@@ -137,6 +146,8 @@ pub struct RunSpec {
     pub control: Option<Arc<dyn RunControl>>,
     /// Namespaces unless the operator explicitly asked for none (`--insecure-no-sandbox`).
     pub isolation: Isolation,
+    /// Operator Cedar policy files (name, text), added to Airlock's defaults.
+    pub policies: Vec<(String, String)>,
 }
 
 /// A token that an action may execute: only built from a recorded decision (and approval).
@@ -300,12 +311,24 @@ struct Live {
     run_id: String,
     sandbox: Option<BrowserSandbox>,
     egress: Option<mpsc::UnboundedReceiver<EgressRecord>>,
+    policy: Arc<PolicyEngine>,
+    /// Instruction-like content seen so far (the run is tainted once this is non-empty).
+    findings: Vec<Finding>,
+    effects_done: Vec<airlock_core::Effect>,
+    /// When recent actions ran, for the actions-per-minute budget.
+    recent: std::collections::VecDeque<Instant>,
 }
 
 impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
     /// Admits the manifest, runs the task, verifies, tears down and seals.
     pub async fn run(&mut self, spec: RunSpec) -> Result<RunReport, EngineError> {
         admit(&spec.manifest)?;
+        let files: Vec<(&str, &str)> = spec
+            .policies
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        let policy = Arc::new(PolicyEngine::with_operator(&files)?);
         let run_id = spec.run_id.clone().unwrap_or_else(run_id_now);
         let m = &spec.manifest;
         self.audit.begin_run(
@@ -316,6 +339,8 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 "model": spec.model,
                 "approvals": self.approver.mode(),
                 "manifest": serde_json::to_value(m).unwrap_or(json!(null)),
+                "policy_rules": policy.rules().keys().collect::<Vec<_>>(),
+                "operator_policies": spec.policies.iter().map(|(n, t)| json!({"name": n, "text": t})).collect::<Vec<_>>(),
                 "airlock": env!("CARGO_PKG_VERSION"),
             }),
         )?;
@@ -330,6 +355,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             run_id: run_id.clone(),
             sandbox: None,
             egress: None,
+            policy,
+            findings: Vec::new(),
+            effects_done: Vec::new(),
+            recent: Default::default(),
         };
         let result = self.drive(&spec, &mut live).await;
         // Whatever happened, verification (if the browser got that far), teardown and seal
@@ -367,6 +396,33 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 }
             }
         };
+        // A stopped run is frozen first: final state captured, no more input, kept for
+        // inspection until released or its freeze time is up.
+        if matches!(outcome, Outcome::Stopped { .. }) && live.sandbox.is_some() {
+            let _ = self.observe(&mut live, steps, "frozen").await;
+            let ttl = Duration::from_secs(spec.manifest.budgets.freeze_secs);
+            self.audit.append(
+                &run_id,
+                "frozen",
+                &json!({"freeze_secs": ttl.as_secs()}),
+                &[],
+            )?;
+            if !ttl.is_zero() {
+                self.reporter.line(&format!(
+                    "run frozen for inspection for up to {} s (release to tear down sooner)",
+                    ttl.as_secs()
+                ));
+                let until = Instant::now() + ttl;
+                while Instant::now() < until
+                    && !spec
+                        .control
+                        .as_ref()
+                        .is_some_and(|c| c.release_requested(&run_id))
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
         let teardown = match live.sandbox.take() {
             Some(sb) => {
                 let report = sb.teardown().await;
@@ -441,7 +497,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
     }
 
     async fn observe(
-        &self,
+        &mut self,
         live: &mut Live,
         step: u32,
         phase: &str,
@@ -461,6 +517,8 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 return Ok(Err(e.to_string()));
             }
         };
+        // Injection scan over everything on the page, hidden or not.
+        let texts = sb.page_texts().await.unwrap_or_default();
         let shot = self.audit.put_blob(&obs.screenshot_png)?;
         self.record(
             live,
@@ -476,6 +534,23 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             }),
             std::slice::from_ref(&shot),
         )?;
+        let fresh: Vec<Finding> = taint::scan(&texts)
+            .into_iter()
+            .filter(|f| !live.findings.contains(f))
+            .collect();
+        if !fresh.is_empty() {
+            self.record(
+                live,
+                "injection_findings",
+                json!({"step": step, "url": obs.url, "findings": &fresh}),
+                &[],
+            )?;
+            self.reporter.line(&format!(
+                "step {step}: page content addresses the agent ({}); the run is tainted: anything beyond reading now needs approval",
+                fresh.iter().map(|f| f.location.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+            live.findings.extend(fresh);
+        }
         Ok(Ok(obs))
     }
 
@@ -599,6 +674,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         };
         let mut feedback: Vec<StepFeedback> = Vec::new();
         let mut denials = 0u32;
+        let mut invalid_in_a_row = 0u32;
         let mut step = 0u32;
 
         loop {
@@ -665,11 +741,11 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     self.reporter
                         .line(&format!("step {step}: model output rejected: {e}"));
                     if e.is_recoverable() {
-                        denials += 1;
-                        if denials > m.budgets.max_denials {
+                        invalid_in_a_row += 1;
+                        if invalid_in_a_row >= m.budgets.max_invalid {
                             return Ok((
                                 End::Stopped(Outcome::BudgetExhausted {
-                                    what: format!("{} rejected or denied proposals", denials),
+                                    what: format!("{invalid_in_a_row} invalid proposals in a row"),
                                 }),
                                 step,
                                 baseline,
@@ -691,7 +767,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                         baseline,
                     ));
                 }
-                Ok(Ok(p)) => p,
+                Ok(Ok(p)) => {
+                    invalid_in_a_row = 0;
+                    p
+                }
             };
             // Text typed into a focused password field is not written down, not even in the raw
             // payload. (The secrets broker generalises this to every known secret value.)
@@ -869,9 +948,14 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 action,
                 &GateContext {
                     manifest: m,
+                    policy: &live.policy,
+                    principal: &format!("agent:{}", live.run_id),
                     page_url: &page_url,
                     element: element.as_ref(),
                     focused: focused.as_ref(),
+                    tainted: !live.findings.is_empty(),
+                    step,
+                    effects_done: &live.effects_done,
                 },
             ),
         };
@@ -925,6 +1009,11 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     reason: decision.reason.clone(),
                     rules: decision.rules.clone(),
                     fields,
+                    findings: live
+                        .findings
+                        .iter()
+                        .map(|f| format!("{} ({}): {}", f.pattern, f.location, f.excerpt))
+                        .collect(),
                 };
                 self.record(
                     live,
@@ -962,6 +1051,21 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         let Some(auth) = authorized else {
             return Ok(ActionEnd::Refused("internal: action not authorized".into()));
         };
+        // Actions-per-minute budget, counted over executed actions.
+        let now = Instant::now();
+        while live
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            live.recent.pop_front();
+        }
+        if live.recent.len() >= m.budgets.max_actions_per_minute as usize {
+            return Ok(ActionEnd::Stop(Outcome::BudgetExhausted {
+                what: format!("{} actions per minute", m.budgets.max_actions_per_minute),
+            }));
+        }
+        live.recent.push_back(now);
         let resolved_ok = resolved.and_then(|r| r.ok());
         let result = execute(live, auth, resolved_ok.as_ref()).await;
         let (ok, note) = match &result {
@@ -986,6 +1090,9 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             }
         }
         if ok {
+            if !live.effects_done.contains(&decision.effect) {
+                live.effects_done.push(decision.effect);
+            }
             Ok(ActionEnd::Ran(note))
         } else {
             self.reporter

@@ -1,103 +1,210 @@
 //! The gate: one [`Decision`] per proposed action, naming the rules that produced it.
 //!
-//! Deny wins over everything; an effect the manifest does not declare for that host and path is
-//! denied; high risk needs approval; medium risk runs with a checkpoint; low risk runs.
+//! The built-in classifier says what the action would do (effect, risk tier, where it lands, and
+//! whether grounding refused the target); the Cedar policy set (Airlock's defaults plus the
+//! operator's rules) decides. Deny wins over everything; an action no policy permits is
+//! denied; an action no policy permits to run *unattended* waits for approval; medium risk runs
+//! with a checkpoint; low risk runs.
 
+use crate::cedar::{PolicyEngine, Question};
 use crate::classify::{classify, Classification};
-use airlock_core::effect::RiskTier;
+use airlock_core::effect::{Effect, RiskTier};
 use airlock_core::manifest::TaskManifest;
 use airlock_core::{Action, Decision, ElementFacts, Verdict};
+use serde_json::json;
 
 /// What the gate knows about the moment of the action.
 pub struct GateContext<'a> {
     pub manifest: &'a TaskManifest,
+    pub policy: &'a PolicyEngine,
+    /// The run's agent identity (the Cedar principal).
+    pub principal: &'a str,
     /// URL of the page the action runs on.
     pub page_url: &'a str,
     /// The resolved target element, when the action has a target.
     pub element: Option<&'a ElementFacts>,
     /// The focused element (typing and keys go there).
     pub focused: Option<&'a ElementFacts>,
+    /// Whether the run has seen instructions aimed at the agent.
+    pub tainted: bool,
+    pub step: u32,
+    /// Effects already performed in this run.
+    pub effects_done: &'a [Effect],
 }
 
 /// Decides one action.
 pub fn decide(action: &Action, ctx: &GateContext<'_>) -> Decision {
-    let c = classify(action, ctx.page_url, ctx.element, ctx.focused);
-    decide_classified(&c, ctx.manifest)
+    let c = classify(
+        action,
+        ctx.page_url,
+        ctx.element,
+        ctx.focused.or(ctx.element),
+    );
+    decide_classified(action, &c, ctx)
 }
 
-fn deny(c: &Classification, rule: &str, reason: String) -> Decision {
-    let mut rules: Vec<String> = c.findings.iter().map(|(r, _)| r.clone()).collect();
-    rules.push(rule.to_string());
-    Decision {
-        verdict: Verdict::Deny,
-        effect: c.effect,
-        tier: c.tier.max(RiskTier::High),
-        rules,
-        reason,
-        scope: c.scope.as_ref().map(|s| s.scope()),
+fn tier_str(t: RiskTier) -> &'static str {
+    match t {
+        RiskTier::Low => "low",
+        RiskTier::Medium => "medium",
+        RiskTier::High => "high",
     }
 }
 
-/// Turns a classification into a decision against the manifest.
-pub fn decide_classified(c: &Classification, m: &TaskManifest) -> Decision {
-    if let Some((rule, why)) = &c.refusal {
-        return deny(c, rule, why.clone());
-    }
-    let findings = c
-        .findings
-        .iter()
-        .map(|(_, w)| w.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    if let Some(scope) = &c.scope {
-        if !m.domains().contains(&scope.host) {
-            return deny(
-                c,
-                "builtin.nav.outside-domains",
-                format!("{findings}: {} is not in the task's domains", scope.host),
-            );
-        }
-        if !m.declares(c.effect, scope) {
-            return deny(
-                c,
-                "builtin.effect.undeclared",
-                format!(
-                    "{findings}: effect `{}` is not declared for {}",
-                    c.effect,
-                    scope.scope()
-                ),
-            );
-        }
-    }
-    let mut rules: Vec<String> = c.findings.iter().map(|(r, _)| r.clone()).collect();
-    let verdict = match c.tier {
-        RiskTier::High => {
-            rules.push("builtin.tier.high-needs-approval".into());
-            Verdict::NeedsApproval
-        }
-        RiskTier::Medium => {
-            rules.push("builtin.tier.medium-checkpoint".into());
-            Verdict::Checkpoint
-        }
-        RiskTier::Low => {
-            rules.push("builtin.tier.low-allow".into());
-            Verdict::Allow
-        }
+/// Turns a classification into a decision by asking the policy set.
+pub fn decide_classified(action: &Action, c: &Classification, ctx: &GateContext<'_>) -> Decision {
+    let m = ctx.manifest;
+    let el = ctx.element.or(ctx.focused);
+    let (host, path, url) = match &c.scope {
+        Some(s) => (s.host.to_string(), s.path.clone(), s.scope()),
+        None => (String::new(), String::new(), String::new()),
     };
-    Decision {
+    let in_domains = c
+        .scope
+        .as_ref()
+        .is_none_or(|s| m.domains().contains(&s.host));
+    let declared = c.scope.as_ref().is_some_and(|s| m.declares(c.effect, s));
+    let frame_host = el
+        .and_then(|e| airlock_core::host::WebUrl::parse(&e.frame_url).ok())
+        .map(|u| u.host.to_string())
+        .unwrap_or_default();
+    let resource = json!({
+        "url": url,
+        "host": host,
+        "path": path,
+        "role": el.map(|e| e.role.as_str()).unwrap_or(""),
+        "name": el.map(|e| e.name.as_str()).unwrap_or(""),
+        "tag": el.map(|e| e.tag.as_str()).unwrap_or(""),
+        "field_kind": el.and_then(|e| e.input_type.as_deref()).unwrap_or(""),
+        "form_method": el.and_then(|e| e.form.as_ref()).map(|f| f.method.as_str()).unwrap_or(""),
+        "frame_host": frame_host,
+    });
+    let findings: Vec<&str> = c.findings.iter().map(|(r, _)| r.as_str()).collect();
+    let context = json!({
+        "primitive": action.kind(),
+        "effect": c.effect.as_str(),
+        "tier": tier_str(c.tier),
+        "declared": declared,
+        "in_domains": in_domains,
+        "refusal": c.refusal.as_ref().map(|(_, why)| why.as_str()).unwrap_or(""),
+        "findings": findings,
+        "tainted": ctx.tainted,
+        "step": i64::from(ctx.step),
+        "effects_done": ctx.effects_done.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+    });
+    let mut rules: Vec<String> = c.findings.iter().map(|(r, _)| r.clone()).collect();
+    if let Some((rule, _)) = &c.refusal {
+        rules.push(rule.clone());
+    }
+    let mut words: Vec<String> = c.findings.iter().map(|(_, w)| w.clone()).collect();
+    if let Some((_, why)) = &c.refusal {
+        words.push(why.clone());
+    }
+    let scope = c.scope.as_ref().map(|s| s.scope());
+    let decision = |verdict, tier, rules: Vec<String>, reason: String| Decision {
         verdict,
         effect: c.effect,
-        tier: c.tier,
+        tier,
         rules,
-        reason: findings,
-        scope: c.scope.as_ref().map(|s| s.scope()),
+        reason,
+        scope: scope.clone(),
+    };
+
+    let q = Question {
+        principal: ctx.principal,
+        action: action.kind(),
+        resource: resource.clone(),
+        context: context.clone(),
+    };
+    let run = match ctx.policy.ask(&q) {
+        Ok(a) => a,
+        Err(e) => {
+            rules.push("airlock.policy-error".into());
+            return decision(
+                Verdict::Deny,
+                RiskTier::High,
+                rules,
+                format!("policy evaluation failed: {e}"),
+            );
+        }
+    };
+    if !run.allowed {
+        let why = if run.rules.is_empty() {
+            rules.push("airlock.no-permit".into());
+            "no policy permits this action".to_string()
+        } else {
+            let reasons = explain(ctx.policy, &run.rules, c, &host);
+            rules.extend(run.rules);
+            reasons
+        };
+        words.push(why);
+        return decision(
+            Verdict::Deny,
+            c.tier.max(RiskTier::High),
+            rules,
+            words.join("; "),
+        );
     }
+    rules.extend(run.rules);
+    let q = Question {
+        action: "unattended",
+        ..q
+    };
+    let unattended = match ctx.policy.ask(&q) {
+        Ok(a) => a,
+        Err(e) => {
+            rules.push("airlock.policy-error".into());
+            return decision(
+                Verdict::Deny,
+                RiskTier::High,
+                rules,
+                format!("policy evaluation failed: {e}"),
+            );
+        }
+    };
+    if !unattended.allowed {
+        if unattended.rules.is_empty() {
+            rules.push("airlock.needs-approval".into());
+            words.push(format!("{} risk: a human decides", tier_str(c.tier)));
+        } else {
+            words.push(explain(ctx.policy, &unattended.rules, c, &host));
+            rules.extend(unattended.rules);
+        }
+        return decision(Verdict::NeedsApproval, c.tier, rules, words.join("; "));
+    }
+    let verdict = match c.tier {
+        RiskTier::Medium | RiskTier::High => Verdict::Checkpoint,
+        RiskTier::Low => Verdict::Allow,
+    };
+    decision(verdict, c.tier, rules, words.join("; "))
+}
+
+/// Plain words for the policies that decided, with the specifics a reviewer needs.
+fn explain(policy: &PolicyEngine, ids: &[String], c: &Classification, host: &str) -> String {
+    ids.iter()
+        .map(|id| match id.as_str() {
+            "airlock.forbid-outside-domains" => format!("{host} is not in the task's domains"),
+            "airlock.forbid-undeclared-effects" => format!(
+                "effect `{}` is not declared for {}",
+                c.effect,
+                c.scope.as_ref().map(|s| s.scope()).unwrap_or_default()
+            ),
+            other => policy
+                .rules()
+                .get(other)
+                .map(|r| r.reason.clone())
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| format!("policy `{other}`")),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::cedar::PolicyEngine;
     use airlock_core::{FormFacts, Modifiers, MouseButton, Point, Target};
 
     const M: &str = r#"
@@ -143,17 +250,30 @@ text = "x"
         }
     }
 
+    fn ctx<'a>(
+        m: &'a TaskManifest,
+        p: &'a PolicyEngine,
+        page: &'a str,
+        el: Option<&'a ElementFacts>,
+        focused: Option<&'a ElementFacts>,
+    ) -> GateContext<'a> {
+        GateContext {
+            manifest: m,
+            policy: p,
+            principal: "run-test",
+            page_url: page,
+            element: el,
+            focused,
+            tainted: false,
+            step: 1,
+            effects_done: &[],
+        }
+    }
+
     fn run(action: &Action, page: &str, el: Option<&ElementFacts>) -> Decision {
         let m = TaskManifest::from_toml(M).unwrap();
-        decide(
-            action,
-            &GateContext {
-                manifest: &m,
-                page_url: page,
-                element: el,
-                focused: None,
-            },
-        )
+        let p = PolicyEngine::defaults().unwrap();
+        decide(action, &ctx(&m, &p, page, el, None))
     }
 
     #[test]
@@ -166,7 +286,12 @@ text = "x"
             None,
         );
         assert_eq!(d.verdict, Verdict::Deny);
-        assert!(d.rules.contains(&"builtin.nav.outside-domains".to_string()));
+        assert!(
+            d.rules
+                .contains(&"airlock.forbid-outside-domains".to_string()),
+            "{:?}",
+            d.rules
+        );
         assert!(
             d.reason
                 .contains("mail.example is not in the task's domains"),
@@ -196,6 +321,12 @@ text = "x"
         );
         assert_eq!(d.verdict, Verdict::NeedsApproval);
         assert!(d.rules.contains(&"builtin.risk.submit".to_string()));
+        assert!(
+            d.rules
+                .contains(&"airlock.permit-declared-effects".to_string()),
+            "{:?}",
+            d.rules
+        );
         let other = "http://incidents.example/incidents/INC-9911";
         let d = run(
             &click(),
@@ -206,7 +337,12 @@ text = "x"
             )),
         );
         assert_eq!(d.verdict, Verdict::Deny);
-        assert!(d.rules.contains(&"builtin.effect.undeclared".to_string()));
+        assert!(
+            d.rules
+                .contains(&"airlock.forbid-undeclared-effects".to_string()),
+            "{:?}",
+            d.rules
+        );
     }
 
     #[test]
@@ -232,19 +368,34 @@ text = "x"
             ..Default::default()
         };
         let m = TaskManifest::from_toml(M).unwrap();
-        let ctx = GateContext {
-            manifest: &m,
-            page_url: "http://incidents.example/incidents/INC-2048",
-            element: None,
-            focused: Some(&field),
-        };
-        let d = decide(
-            &Action::Type {
-                target: None,
-                text: airlock_core::TypedText::Literal("note".into()),
-            },
-            &ctx,
+        let p = PolicyEngine::defaults().unwrap();
+        let mut c = ctx(
+            &m,
+            &p,
+            "http://incidents.example/incidents/INC-2048",
+            None,
+            Some(&field),
         );
-        assert_eq!(d.verdict, Verdict::Checkpoint);
+        let typing = Action::Type {
+            target: None,
+            text: airlock_core::TypedText::Literal("note".into()),
+        };
+        assert_eq!(decide(&typing, &c).verdict, Verdict::Checkpoint);
+        // After the run has seen an injection, the same draft needs a human; scrolling does not.
+        c.tainted = true;
+        let d = decide(&typing, &c);
+        assert_eq!(d.verdict, Verdict::NeedsApproval);
+        assert!(
+            d.rules
+                .contains(&"airlock.tainted-needs-approval".to_string()),
+            "{:?}",
+            d.rules
+        );
+        let scroll = Action::Scroll {
+            at: None,
+            dx: 0.0,
+            dy: 300.0,
+        };
+        assert_eq!(decide(&scroll, &c).verdict, Verdict::Allow);
     }
 }

@@ -10,8 +10,10 @@
 //! send), never on what the model claims it is doing.
 
 pub mod admission;
+pub mod cedar;
 pub mod classify;
 pub mod gate;
+pub mod taint;
 
 pub use admission::{admit, AdmissionError};
 pub use classify::{classify, Classification};

@@ -1091,6 +1091,14 @@ impl BrowserSandbox {
         }
     }
 
+    /// Every piece of page text with where it lives (for the injection scanner).
+    pub async fn page_texts(
+        &mut self,
+    ) -> Result<Vec<airlock_core::observation::PageText>, SandboxError> {
+        let v = self.eval_isolated(js::PAGE_TEXTS).await?;
+        Ok(serde_json::from_value(v).unwrap_or_default())
+    }
+
     /// Whether visible text is present now (for the verifier).
     pub async fn text_present(&mut self, text: &str) -> Result<bool, SandboxError> {
         self.wait_for(

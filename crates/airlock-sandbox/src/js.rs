@@ -166,3 +166,46 @@ pub const SETTLE_STATE: &str = r#"(() => {
 /// Whether the visible text of the page contains a string (`%TEXT%` is a JSON string literal).
 pub const TEXT_PRESENT: &str =
     r#"(() => !!document.body && document.body.innerText.includes(%TEXT%))()"#;
+
+/// Every piece of text on the page with where it lives, including what a human would not see
+/// (hidden, zero-size, off-screen, attributes, same-origin frames). For the injection scanner.
+pub const PAGE_TEXTS: &str = r#"(() => {
+  const out = [];
+  let budget = 200000;
+  const push = (location, text) => {
+    text = (text || '').trim();
+    if (text.length < 8 || budget <= 0) return;
+    text = text.slice(0, 2000);
+    budget -= text.length;
+    out.push({ location, text });
+  };
+  const walk = (doc, prefix) => {
+    const win = doc.defaultView;
+    const els = doc.querySelectorAll('*');
+    for (let i = 0; i < els.length && i < 5000; i++) {
+      const el = els[i];
+      for (const a of ['aria-label', 'title', 'alt', 'placeholder', 'aria-description']) {
+        if (el.hasAttribute(a)) push(prefix + a, el.getAttribute(a));
+      }
+      if (el.tagName === 'IFRAME' || el.tagName === 'FRAME') {
+        let inner = null;
+        try { inner = el.contentDocument; } catch (e) { inner = null; }
+        if (inner) walk(inner, prefix + 'frame:');
+      }
+    }
+    const tw = doc.createTreeWalker(doc.body || doc.documentElement, NodeFilter.SHOW_TEXT);
+    for (let n = tw.nextNode(), k = 0; n && k < 20000; n = tw.nextNode(), k++) {
+      const el = n.parentElement;
+      if (!el || el.tagName === 'SCRIPT' || el.tagName === 'STYLE' || el.tagName === 'NOSCRIPT') continue;
+      let where = 'visible';
+      const visible = el.checkVisibility ? el.checkVisibility({ opacityProperty: true, visibilityProperty: true }) : true;
+      const cs = win.getComputedStyle(el);
+      const r = el.getBoundingClientRect();
+      if (!visible || parseFloat(cs.fontSize) < 2 || cs.color === cs.backgroundColor) where = 'hidden';
+      else if (r.right < 0 || r.bottom < 0 || r.left > win.innerWidth + 2000 || r.top > 100000) where = 'offscreen';
+      push(prefix + where, n.nodeValue);
+    }
+  };
+  walk(document, '');
+  return out;
+})()"#;
