@@ -57,6 +57,8 @@ enum Command {
     },
     /// Serve the bundled CI dashboard and incident tracker on loopback.
     Portal(PortalArgs),
+    /// Find runs whose airlock process died, clean up what survived and seal them as aborted.
+    Recover,
     /// Read, check and explain Cedar policies.
     Policy {
         #[command(subcommand)]
@@ -228,6 +230,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Audit { command } => audit(&cli.home, command),
         Command::Portal(args) => portal(args).await,
         Command::Policy { command } => policy(&cli.home, command),
+        Command::Recover => recover(&cli.home).await,
     }
 }
 
@@ -284,6 +287,10 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             .map_err(|e| usage(e.to_string()))?;
     }
     let store = open_store(home)?;
+    // Every invocation first cleans up after runs whose host died.
+    report_recoveries(
+        &airlock_engine::recover_orphans(store.as_ref(), &std::env::temp_dir()).await?,
+    );
 
     // Hosts mapped to the bundled portal are served in-process on a free loopback port.
     let mut host_map = airlock_engine::static_host_map(&manifest);
@@ -610,4 +617,43 @@ fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+fn report_recoveries(rs: &[airlock_engine::Recovery]) {
+    for r in rs {
+        eprintln!(
+            "recovered {}: aborted (host crashed at step {}); {} processes killed, profile {}",
+            r.run_id,
+            r.last_step,
+            r.teardown.processes_killed.len(),
+            if r.teardown.run_dir_removed {
+                "deleted"
+            } else {
+                "NOT deleted"
+            }
+        );
+        for u in &r.outcome_unknown {
+            eprintln!("  {u}");
+        }
+    }
+}
+
+async fn recover(home: &Path) -> anyhow::Result<u8> {
+    if !home.join("airlock.db").exists() {
+        println!("no runs to recover");
+        return Ok(exit::OK);
+    }
+    let store = open_store(home)?;
+    let rs = airlock_engine::recover_orphans(store.as_ref(), &std::env::temp_dir()).await?;
+    if rs.is_empty() {
+        println!("no orphaned runs");
+    }
+    report_recoveries(&rs);
+    for r in &rs {
+        println!(
+            "{}: aborted: host crashed at step {}",
+            r.run_id, r.last_step
+        );
+    }
+    Ok(exit::OK)
 }

@@ -726,3 +726,57 @@ async fn a_stopped_run_is_frozen_then_torn_down_with_a_complete_audit() {
     let v = c.airlock(&["audit", "verify", &id], None).await;
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_host_is_killed_is_recovered_sealed_and_cleaned_up() {
+    let c = Case::new();
+    let p = portal().await;
+    let task = c.task_for(&p);
+    let transcript = c.file(
+        "t.jsonl",
+        &format!(
+            "{}\n",
+            r#"{"airlock":{"kind":"wait","condition":{"until":"text_present","text":"never shown"},"timeout_ms":15000}}"#
+        ),
+    );
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(root())
+        .arg("--home")
+        .arg(c.home())
+        .args(["run", task.to_str().expect("utf8"), "--model"])
+        .arg(format!("scripted:{}", transcript.display()))
+        .args(["--approvals", "deny"])
+        .env("TEST_SOR_TOKEN", &p.sor_token)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    child.kill().expect("kill -9"); // SIGKILL: no cleanup of any kind runs
+    let _ = child.wait();
+    let out = c.airlock(&["recover"], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("aborted: host crashed at step"), "{t}");
+    let id = t
+        .lines()
+        .find_map(|l| l.split(':').next().filter(|s| s.starts_with("run-")))
+        .expect("run id")
+        .trim()
+        .to_string();
+    assert_no_leftovers(&id);
+    let evs = events(&c.home(), &id);
+    let kinds: Vec<&str> = evs.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"recovered"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"sealed"));
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    // A second recovery finds nothing to do.
+    let again = c.airlock(&["recover"], None).await;
+    assert!(
+        text(&again).contains("no orphaned runs"),
+        "{}",
+        text(&again)
+    );
+}

@@ -344,7 +344,9 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 "airlock": env!("CARGO_PKG_VERSION"),
             }),
         )?;
-        self.audit.set_status(&run_id, "running")?;
+        // The owner (pid and its start time) lets a later invocation tell a live run from an
+        // orphan whose host died.
+        self.audit.set_status(&run_id, &owner_status())?;
         self.reporter.line(&format!(
             "run {run_id}: task `{}` with {} (approvals: {})",
             m.task.name,
@@ -1138,6 +1140,123 @@ impl From<AuditError> for DriveError {
     fn from(e: AuditError) -> Self {
         DriveError::Audit(e)
     }
+}
+
+/// `running pid=N start=T`: who owns a running run.
+fn owner_status() -> String {
+    let pid = std::process::id();
+    format!(
+        "running pid={pid} start={}",
+        process_start(pid).unwrap_or(0)
+    )
+}
+
+/// A process's start time (clock ticks since boot), to tell a live owner from a reused pid.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process recorded in a `running pid=N start=T` status is still alive.
+fn owner_alive(status: &str) -> bool {
+    let field = |k: &str| {
+        status
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    match (field("pid="), field("start=")) {
+        (Some(pid), Some(start)) => u32::try_from(pid).ok().and_then(process_start) == Some(start),
+        _ => false,
+    }
+}
+
+/// What crash recovery did for one orphaned run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovery {
+    pub run_id: String,
+    pub last_step: u64,
+    /// Decisions recorded as executable or approved whose result was never recorded.
+    pub outcome_unknown: Vec<String>,
+    pub teardown: TeardownReport,
+}
+
+/// Finds runs whose owning `airlock` process died, tears down what survived of their sandbox,
+/// appends a recovery event and seals them as aborted. Runs owned by a live process are left
+/// alone. Nothing is retried: an action whose outcome was never recorded is reported as
+/// "outcome unknown".
+pub async fn recover_orphans(
+    audit: &dyn AuditStore,
+    scratch_root: &std::path::Path,
+) -> Result<Vec<Recovery>, AuditError> {
+    let mut out = Vec::new();
+    for run in audit.runs()? {
+        if run.sealed || !run.status.starts_with("running") || owner_alive(&run.status) {
+            continue;
+        }
+        let events = audit.events(&run.run_id)?;
+        let last_step = events
+            .iter()
+            .filter_map(|e| e.payload.get("step").and_then(serde_json::Value::as_u64))
+            .max()
+            .unwrap_or(0);
+        let executed: std::collections::BTreeSet<u64> = events
+            .iter()
+            .filter(|e| e.kind == "action_result")
+            .filter_map(|e| {
+                e.payload
+                    .get("decision_seq")
+                    .and_then(serde_json::Value::as_u64)
+            })
+            .collect();
+        let outcome_unknown: Vec<String> = events
+            .iter()
+            .filter(|e| e.kind == "decision")
+            .filter(|e| {
+                let v = e.payload["decision"]["verdict"].as_str().unwrap_or("");
+                let approved = events.iter().any(|a| {
+                    a.kind == "approval"
+                        && a.seq > e.seq
+                        && a.payload["step"] == e.payload["step"]
+                        && a.payload["index"] == e.payload["index"]
+                        && a.payload["answer"]["answer"] == "approved"
+                });
+                (v == "allow" || v == "checkpoint" || approved) && !executed.contains(&e.seq)
+            })
+            .map(|e| {
+                format!(
+                    "step {}: {} (outcome unknown; not retried)",
+                    e.payload["step"],
+                    e.payload["summary"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        let teardown = airlock_sandbox::launch::reap_orphan(&run.run_id, scratch_root).await;
+        audit.append(
+            &run.run_id,
+            "recovered",
+            &json!({
+                "reason": "the airlock process that owned this run died",
+                "owner": run.status,
+                "last_step": last_step,
+                "outcome_unknown": outcome_unknown,
+                "teardown": teardown,
+            }),
+            &[],
+        )?;
+        audit.seal(
+            &run.run_id,
+            &json!({"result": {"outcome": "aborted", "reason": format!("host crashed at step {last_step}")}, "steps": last_step}),
+        )?;
+        out.push(Recovery {
+            run_id: run.run_id,
+            last_step,
+            outcome_unknown,
+            teardown,
+        });
+    }
+    Ok(out)
 }
 
 /// Resolves `[hosts]` entries that are addresses; `bundled-portal` entries are filled in by the

@@ -394,13 +394,15 @@ fn has_run_marker(pid: u32, run_id: &str) -> bool {
 }
 
 /// Every live process that belongs to the run: the browser's process group, its descendants,
-/// and anything carrying the run's environment marker.
+/// and anything carrying the run's environment marker. `browser_pid` 0 means "unknown" (crash
+/// recovery): only the marker and descendants count.
 pub fn run_processes(browser_pid: u32, run_id: &str) -> BTreeSet<u32> {
     let table = process_table();
     let mut found: BTreeSet<u32> = table
         .iter()
         .filter(|(pid, _, pgrp)| {
-            *pid == browser_pid || *pgrp == i64::from(browser_pid) || has_run_marker(*pid, run_id)
+            (browser_pid != 0 && (*pid == browser_pid || *pgrp == i64::from(browser_pid)))
+                || has_run_marker(*pid, run_id)
         })
         .map(|(pid, _, _)| *pid)
         .collect();
@@ -483,5 +485,38 @@ pub async fn teardown(
         run_dir_removed: removed,
         network_namespace: netns.map(str::to_string),
         namespace_released: netns.is_none_or(|ns| !namespace_in_use(ns)),
+    }
+}
+
+/// The directory a run's browser lived in (for crash recovery).
+pub fn run_dir_for(scratch_root: &Path, run_id: &str) -> PathBuf {
+    scratch_root.join(format!("airlock-run-{run_id}"))
+}
+
+/// Cleans up after a run whose host died: kills whatever of its sandbox survived (found by the
+/// run's environment marker and descent) and deletes its directory. Returns the evidence.
+pub async fn reap_orphan(run_id: &str, scratch_root: &Path) -> TeardownReport {
+    let mut killed = BTreeSet::new();
+    for _ in 0..60 {
+        let left = run_processes(0, run_id);
+        if left.is_empty() {
+            break;
+        }
+        for pid in &left {
+            kill(*pid);
+            killed.insert(*pid);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = run_dir_for(scratch_root, run_id);
+    let _ = std::fs::remove_dir_all(&dir);
+    TeardownReport {
+        browser_pid: 0,
+        processes_killed: killed.into_iter().collect(),
+        processes_remaining: run_processes(0, run_id).into_iter().collect(),
+        run_dir: dir.display().to_string(),
+        run_dir_removed: !dir.exists(),
+        network_namespace: None,
+        namespace_released: true,
     }
 }
