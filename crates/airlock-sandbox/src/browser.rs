@@ -1115,6 +1115,13 @@ impl BrowserSandbox {
         Ok(snapshot::find_by_role(&self.ax_nodes().await?, role, name).len())
     }
 
+    /// The raw CDP connection and page session, for benchmarks that measure the floor (the
+    /// same CDP calls without Airlock). The engine never uses this.
+    #[doc(hidden)]
+    pub fn raw_cdp_for_benchmarks(&self) -> (Cdp, String) {
+        (self.cdp.clone(), self.session.clone())
+    }
+
     /// The launcher's process id (bwrap, or Chromium without namespaces).
     pub fn browser_pid(&self) -> u32 {
         self.pid
