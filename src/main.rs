@@ -7,12 +7,16 @@ use airlock_core::manifest::{TaskManifest, BUNDLED_PORTAL};
 use airlock_engine::approval::ApprovalMode;
 use airlock_engine::{Engine, Outcome, Reporter, RunSpec};
 use airlock_providers::ScriptedProvider;
+use airlock_review::{
+    AnyApprover, Decision, Principal, QueueControl, ReviewError, ReviewStore, WebApprover,
+};
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Documented exit codes (also in the README).
 mod exit {
@@ -64,6 +68,125 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Serve the review web UI and API: approval queue, live runs, stop, replay.
+    Serve(ServeArgs),
+    /// The approval queue from the terminal (you act as an operator, recorded as
+    /// `terminal:$USER`, or `terminal:NAME` with --as).
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+    /// Stop a run, or release a stopped run that is frozen for inspection.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Write a run's replay: one self-contained HTML file (images embedded, no network).
+    Replay(ReplayArgs),
+    /// Manage reviewer accounts and API tokens (stored hashed in HOME/review.db).
+    Reviewers {
+        #[command(subcommand)]
+        command: ReviewersCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on. Non-loopback addresses need --allow-remote.
+    #[arg(long, default_value = airlock_server::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Allow listening on a non-loopback address (put TLS in front; see --secure-cookies).
+    #[arg(long)]
+    allow_remote: bool,
+    /// Extra Host names to answer to, e.g. the name a reverse proxy forwards (repeatable).
+    #[arg(long = "host", value_name = "HOST[:PORT]")]
+    hosts: Vec<String>,
+    /// Mark session cookies Secure (when a proxy serves the UI over HTTPS).
+    #[arg(long)]
+    secure_cookies: bool,
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// List pending requests (with --all, recent decisions too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a pending request.
+    Approve {
+        /// Request id (`apr-…`, from `airlock approvals list`).
+        id: String,
+        /// Why (recorded in the audit).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Record the decision as `terminal:NAME` instead of `terminal:$USER`.
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
+    /// Deny a pending request.
+    Deny {
+        id: String,
+        /// Why (required; recorded in the audit and told to the run).
+        #[arg(long)]
+        reason: String,
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Ask a running run to stop before its next action.
+    Stop {
+        run: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
+    /// Let a stopped, frozen run be torn down now.
+    Release {
+        run: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// A run id or `latest`.
+    run: String,
+    /// Output file (default: airlock-replay-RUN.html).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ReviewersCommand {
+    /// Add a reviewer. The password comes from AIRLOCK_REVIEWER_PASSWORD, else the first line
+    /// of stdin.
+    Add {
+        name: String,
+        /// viewer (sees), reviewer (also approves and denies), operator (also stops runs and
+        /// manages reviewers).
+        #[arg(long)]
+        role: airlock_review::Role,
+    },
+    /// List reviewers.
+    List,
+    /// Remove a reviewer and their tokens.
+    Remove { name: String },
+    /// Issue an API bearer token for a reviewer (printed once; only its hash is kept).
+    Token {
+        name: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revoke an API token by its id (`tok-…`).
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +226,9 @@ struct RunArgs {
     /// Chromium binary (default: Debian's /usr/lib/chromium/chromium, or AIRLOCK_CHROMIUM).
     #[arg(long)]
     chromium: Option<PathBuf>,
+    /// With --approvals web: seconds a request waits for a reviewer before it is denied.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    approval_timeout: u64,
     /// An operator Cedar policy file added to Airlock's defaults (repeatable).
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
@@ -231,7 +357,218 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Portal(args) => portal(args).await,
         Command::Policy { command } => policy(&cli.home, command),
         Command::Recover => recover(&cli.home).await,
+        Command::Serve(args) => serve(&cli.home, args).await,
+        Command::Approvals { command } => approvals(&cli.home, command),
+        Command::Runs { command } => runs(&cli.home, command),
+        Command::Replay(args) => replay(&cli.home, args),
+        Command::Reviewers { command } => reviewers(&cli.home, command),
     }
+}
+
+fn open_review(home: &Path) -> anyhow::Result<Arc<ReviewStore>> {
+    Ok(Arc::new(ReviewStore::open(home).with_context(|| {
+        format!("cannot open the review queue in `{}`", home.display())
+    })?))
+}
+
+/// Mistakes the user can fix exit 2; database failures exit 1.
+fn review_error(e: ReviewError) -> anyhow::Error {
+    match e {
+        ReviewError::Io { .. }
+        | ReviewError::Sqlite(_)
+        | ReviewError::Busy
+        | ReviewError::Corrupt(_)
+        | ReviewError::Hash(_)
+        | ReviewError::Random(_) => anyhow!(e),
+        other => usage(other.to_string()),
+    }
+}
+
+/// The terminal acts as a trusted operator; the name on record is `terminal:$USER` or
+/// `terminal:NAME` (`--as NAME`).
+fn terminal(as_name: Option<&str>) -> anyhow::Result<Principal> {
+    match as_name {
+        Some(n) => Principal::terminal(n).map_err(|e| usage(e.to_string())),
+        None => Ok(Principal::terminal_from_env()),
+    }
+}
+
+async fn serve(home: &Path, args: ServeArgs) -> anyhow::Result<u8> {
+    let opts = airlock_server::ServeOptions {
+        allow_remote: args.allow_remote,
+        extra_hosts: args.hosts,
+        secure_cookies: args.secure_cookies,
+        ..Default::default()
+    };
+    match airlock_server::serve(home, args.listen, opts).await {
+        Ok(()) => Ok(exit::OK),
+        Err(e @ airlock_server::ServerError::NotLoopback(_)) => Err(usage(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn approvals(home: &Path, command: ApprovalsCommand) -> anyhow::Result<u8> {
+    let review = open_review(home)?;
+    let now = airlock_audit::now_ms();
+    let decide = |id: &str, d: Decision, reason: &str, as_name: Option<&str>| {
+        let who = terminal(as_name)?;
+        let done = review
+            .decide(id, None, &who, d, reason)
+            .map_err(review_error)?;
+        println!("{}", done.line(now));
+        Ok(exit::OK)
+    };
+    match command {
+        ApprovalsCommand::List { all } => {
+            let list = if all {
+                review.recent(50)?
+            } else {
+                review.pending()?
+            };
+            if list.is_empty() {
+                println!("no pending approval requests");
+            }
+            for r in &list {
+                println!("{}", r.line(now));
+                if r.is_open() {
+                    println!("    task: {}", r.details.task);
+                    println!(
+                        "    why:  {} [{}]",
+                        r.details.reason,
+                        r.details.rules.join(", ")
+                    );
+                    for (k, v) in &r.details.fields {
+                        println!("    field {k} = {v}");
+                    }
+                    for f in &r.details.findings {
+                        println!("    TAINT {f}");
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        ApprovalsCommand::Approve {
+            id,
+            reason,
+            as_name,
+        } => decide(&id, Decision::Approve, &reason, as_name.as_deref()),
+        ApprovalsCommand::Deny {
+            id,
+            reason,
+            as_name,
+        } => decide(&id, Decision::Deny, &reason, as_name.as_deref()),
+    }
+}
+
+fn runs(home: &Path, command: RunsCommand) -> anyhow::Result<u8> {
+    let store = open_store(home)?;
+    let review = open_review(home)?;
+    let (run, who) = match &command {
+        RunsCommand::Stop { run, as_name, .. } | RunsCommand::Release { run, as_name, .. } => {
+            (resolve_run(&store, run)?, terminal(as_name.as_deref())?)
+        }
+    };
+    match store.runs()?.into_iter().find(|r| r.run_id == run) {
+        None => return Err(usage(format!("unknown run `{run}`"))),
+        Some(r) if r.sealed => return Err(usage(format!("run `{run}` has already finished"))),
+        Some(_) => {}
+    }
+    match command {
+        RunsCommand::Stop { reason, .. } => {
+            let s = review
+                .request_stop(&run, &who, &reason)
+                .map_err(review_error)?;
+            println!(
+                "stop requested for {run} by {}: {}",
+                s.requested_by, s.reason
+            );
+        }
+        RunsCommand::Release { reason, .. } => {
+            let r = review
+                .request_release(&run, &who, &reason)
+                .map_err(review_error)?;
+            println!("release requested for {run} by {}", r.requested_by);
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn replay(home: &Path, args: ReplayArgs) -> anyhow::Result<u8> {
+    if !home.join("airlock.db").exists() {
+        return Err(usage(format!(
+            "no audit database at `{}`",
+            home.join("airlock.db").display()
+        )));
+    }
+    let store = open_store(home)?;
+    let id = resolve_run(&store, &args.run)?;
+    let html = airlock_server::render_replay(store.as_ref(), &id).map_err(|e| match e {
+        airlock_server::ReplayError::UnknownRun(_) => usage(e.to_string()),
+        other => anyhow!(other),
+    })?;
+    let out = args
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("airlock-replay-{id}.html")));
+    std::fs::write(&out, html).with_context(|| format!("cannot write `{}`", out.display()))?;
+    println!("replay of {id} written to {}", out.display());
+    Ok(exit::OK)
+}
+
+fn reviewers(home: &Path, command: ReviewersCommand) -> anyhow::Result<u8> {
+    let review = open_review(home)?;
+    match command {
+        ReviewersCommand::Add { name, role } => {
+            let password = read_password()?;
+            review
+                .add_reviewer(&name, role, &password)
+                .map_err(review_error)?;
+            println!("reviewer `{name}` added with role {role}");
+        }
+        ReviewersCommand::List => {
+            for r in review.reviewers()? {
+                println!("{:<24} {:<9} {} token(s)", r.name, r.role, r.tokens);
+            }
+        }
+        ReviewersCommand::Remove { name } => {
+            review.remove_reviewer(&name).map_err(review_error)?;
+            println!("reviewer `{name}` removed");
+        }
+        ReviewersCommand::Token { name, label } => {
+            let (info, token) = review.issue_token(&name, &label).map_err(review_error)?;
+            eprintln!(
+                "token {} for `{name}` (shown once; only its hash is kept):",
+                info.id
+            );
+            println!("{token}");
+        }
+        ReviewersCommand::Revoke { id } => {
+            if !review.revoke_token(&id)? {
+                return Err(usage(format!("no token `{id}`")));
+            }
+            println!("token `{id}` revoked");
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `AIRLOCK_REVIEWER_PASSWORD`, else the first line of stdin (`read -rs` keeps it off screen).
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    if let Ok(p) = std::env::var("AIRLOCK_REVIEWER_PASSWORD") {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        eprint!("password (echoed; set AIRLOCK_REVIEWER_PASSWORD to avoid): ");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(usage(
+            "no password given (AIRLOCK_REVIEWER_PASSWORD or stdin)",
+        ));
+    }
+    Ok(password)
 }
 
 fn open_store(home: &Path) -> anyhow::Result<Arc<SqliteStore>> {
@@ -262,15 +599,27 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             )))
         }
     };
-    let mut approver = match args.approvals {
-        Approvals::Prompt => ApprovalMode::Prompt,
-        Approvals::Deny => ApprovalMode::Deny,
-        Approvals::ApproveAll => ApprovalMode::ApproveAll,
-        Approvals::Web => {
-            return Err(usage(
-                "--approvals web needs the approval queue of `airlock serve`, which this version does not have yet; use prompt, deny or approve-all",
-            ))
-        }
+    // The review queue carries web approvals and, for every mode, the Stop button.
+    let review = match args.approvals {
+        Approvals::Web => Some(open_review(home)?),
+        _ => open_review(home)
+            .map_err(|e| tracing::warn!("stop requests unavailable: {e:#}"))
+            .ok(),
+    };
+    let mut approver = match (args.approvals, &review) {
+        (Approvals::Prompt, _) => AnyApprover::Local(ApprovalMode::Prompt),
+        (Approvals::Deny, _) => AnyApprover::Local(ApprovalMode::Deny),
+        (Approvals::ApproveAll, _) => AnyApprover::Local(ApprovalMode::ApproveAll),
+        (Approvals::Web, Some(review)) => AnyApprover::Web(
+            WebApprover::new(Arc::clone(review), Duration::from_secs(args.approval_timeout))
+                .with_notice(|q| {
+                    eprintln!(
+                        "step {}: waiting for approval {} (airlock serve, or `airlock approvals approve {}`)",
+                        q.step, q.id, q.id
+                    )
+                }),
+        ),
+        (Approvals::Web, None) => return Err(anyhow!("the review queue is unavailable")),
     };
     let mut policies = Vec::new();
     for f in &args.policies {
@@ -372,7 +721,13 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             run_id: None,
             chromium: args.chromium,
             model: args.model.clone(),
-            control: Some(stop),
+            // Ctrl-C / SIGTERM, and the Stop button of `airlock serve` (or `airlock runs stop`).
+            control: Some(match review {
+                Some(r) => {
+                    Arc::new(QueueControl::new(r).also(stop)) as Arc<dyn airlock_engine::RunControl>
+                }
+                None => stop,
+            }),
             policies,
             isolation: if args.insecure_no_sandbox {
                 airlock_sandbox::Isolation::InsecureHost

@@ -780,3 +780,84 @@ async fn a_run_whose_host_is_killed_is_recovered_sealed_and_cleaned_up() {
         text(&again)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_approval_from_the_terminal_queue_lets_the_submit_run_and_names_the_reviewer() {
+    let c = Case::new();
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let child = std::process::Command::new(BIN)
+        .current_dir(root())
+        .arg("--home")
+        .arg(c.home())
+        .args(["run", EXAMPLE_TASK, "--model", &model, "--approvals", "web"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Act as the reviewer: wait for the request to show up in the shared queue, then approve.
+    let mut id = None;
+    for _ in 0..120 {
+        let out = c.airlock(&["approvals", "list"], None).await;
+        id = text(&out)
+            .split_whitespace()
+            .find(|w| w.starts_with("apr-"))
+            .map(|w| {
+                w.trim_matches(|ch: char| !ch.is_alphanumeric() && ch != '-')
+                    .to_string()
+            });
+        if id.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let id = id.expect("an approval request appeared");
+    // The run's own agent identity cannot approve.
+    let selfish = c
+        .airlock(&["approvals", "approve", &id, "--as", "agent:x"], None)
+        .await;
+    assert_ne!(selfish.status.code(), Some(0), "{}", text(&selfish));
+    let ok = c
+        .airlock(
+            &[
+                "approvals",
+                "approve",
+                &id,
+                "--as",
+                "alice",
+                "--reason",
+                "note looks right",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rid = run_id(&out);
+    assert_no_leftovers(&rid);
+    let evs = events(&c.home(), &rid);
+    let approval = evs
+        .iter()
+        .find(|e| e["kind"] == "approval")
+        .expect("approval");
+    assert!(
+        approval["payload"]["answer"]["by"]
+            .to_string()
+            .contains("alice"),
+        "{approval}"
+    );
+
+    // The replay of that run is one self-contained file.
+    let html = c.dir.path().join("report.html");
+    let r = c
+        .airlock(&["replay", &rid, "-o", html.to_str().expect("utf8")], None)
+        .await;
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    let page = std::fs::read_to_string(&html).expect("report");
+    assert!(page.contains("data:image/png;base64,"));
+    assert!(page.contains("Submit note"));
+    assert!(!page.contains("src=\"http"), "no network references");
+}
