@@ -643,6 +643,15 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
 
     // Hosts mapped to the bundled portal are served in-process on a free loopback port.
     let mut host_map = airlock_engine::static_host_map(&manifest);
+    // The bundled portal's test-only credentials stand in for CI_READONLY_PASSWORD when the
+    // task runs against it and the variable is unset; they are not a real secret.
+    let mut secret_defaults = std::collections::BTreeMap::new();
+    if manifest.uses_bundled_portal() {
+        secret_defaults.insert(
+            "CI_READONLY_PASSWORD".to_string(),
+            airlock_portal::TEST_PASSWORD.to_string(),
+        );
+    }
     let mut sor_header = match (
         &manifest.verifier.header_name,
         &manifest.verifier.header_env,
@@ -729,13 +738,20 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
                 None => stop,
             }),
             policies,
+            secret_defaults,
             isolation: if args.insecure_no_sandbox {
                 airlock_sandbox::Isolation::InsecureHost
             } else {
                 airlock_sandbox::Isolation::Namespaces
             },
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            airlock_engine::EngineError::Secret(_)
+            | airlock_engine::EngineError::Policy(_)
+            | airlock_engine::EngineError::Admission(_) => usage(e.to_string()),
+            other => anyhow!(other),
+        })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

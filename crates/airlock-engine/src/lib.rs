@@ -29,6 +29,7 @@ use airlock_providers::{ProposeContext, Provider, ProviderError, StepFeedback};
 use airlock_sandbox::{
     BrowserSandbox, EgressPolicy, EgressRecord, Isolation, Resolved, SandboxConfig, TeardownReport,
 };
+use airlock_secrets::{Broker, Redactor, SecretError};
 use approval::{ApprovalOutcome, ApprovalRequest, Approver};
 use serde::Serialize;
 use serde_json::json;
@@ -51,6 +52,8 @@ pub enum EngineError {
     Audit(#[from] AuditError),
     #[error("policy: {0}")]
     Policy(#[from] PolicyError),
+    #[error("secrets: {0}")]
+    Secret(#[from] SecretError),
     #[error("{0}")]
     Setup(String),
 }
@@ -148,6 +151,9 @@ pub struct RunSpec {
     pub isolation: Isolation,
     /// Operator Cedar policy files (name, text), added to Airlock's defaults.
     pub policies: Vec<(String, String)>,
+    /// Values for `env` secrets whose variable is unset (the bundled portal's test-only
+    /// credentials). Real environment variables always win.
+    pub secret_defaults: BTreeMap<String, String>,
 }
 
 /// A token that an action may execute: only built from a recorded decision (and approval).
@@ -317,6 +323,8 @@ struct Live {
     effects_done: Vec<airlock_core::Effect>,
     /// When recent actions ran, for the actions-per-minute budget.
     recent: std::collections::VecDeque<Instant>,
+    broker: Broker,
+    redactor: Redactor,
 }
 
 impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
@@ -329,6 +337,15 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             .map(|(n, t)| (n.as_str(), t.as_str()))
             .collect();
         let policy = Arc::new(PolicyEngine::with_operator(&files)?);
+        // Secrets are resolved before anything starts, and live only as long as the run.
+        let mut broker = Broker::from_manifest(&spec.manifest)?;
+        let defaults = spec.secret_defaults.clone();
+        broker
+            .resolve_all_with_env(move |k| {
+                std::env::var_os(k).or_else(|| defaults.get(k).map(std::ffi::OsString::from))
+            })
+            .await?;
+        let redactor = Redactor::from_broker(&broker, &spec.manifest.redaction)?;
         let run_id = spec.run_id.clone().unwrap_or_else(run_id_now);
         let m = &spec.manifest;
         self.audit.begin_run(
@@ -361,6 +378,8 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             findings: Vec::new(),
             effects_done: Vec::new(),
             recent: Default::default(),
+            broker,
+            redactor,
         };
         let result = self.drive(&spec, &mut live).await;
         // Whatever happened, verification (if the browser got that far), teardown and seal
@@ -471,29 +490,51 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         payload: serde_json::Value,
         blobs: &[BlobRef],
     ) -> Result<EventRef, DriveError> {
-        Ok(self.audit.append(&live.run_id, kind, &payload, blobs)?)
+        Ok(self.append_redacted(live, kind, payload, blobs)?)
+    }
+
+    /// Every event passes the redactor: secret values (in any encoding) and the manifest's
+    /// retention patterns never reach the audit. The event says that redaction happened.
+    fn append_redacted(
+        &self,
+        live: &Live,
+        kind: &str,
+        payload: serde_json::Value,
+        blobs: &[BlobRef],
+    ) -> Result<EventRef, AuditError> {
+        let (mut payload, n) = live.redactor.redact_json(payload);
+        if n > 0 {
+            if let Some(o) = payload.as_object_mut() {
+                o.insert("redactions".into(), json!(n));
+            }
+        }
+        self.audit.append(&live.run_id, kind, &payload, blobs)
     }
 
     fn drain_egress(&self, live: &mut Live) -> Result<(), AuditError> {
         if let Some(sb) = live.sandbox.as_ref() {
             for r in sb.drain_intercepts() {
-                self.audit.append(
-                    &live.run_id,
+                self.append_redacted(
+                    live,
                     "intercept",
-                    &serde_json::to_value(&r).unwrap_or(json!(null)),
+                    serde_json::to_value(&r).unwrap_or(json!(null)),
                     &[],
                 )?;
             }
         }
+        let mut records = Vec::new();
         if let Some(rx) = live.egress.as_mut() {
             while let Ok(r) = rx.try_recv() {
-                self.audit.append(
-                    &live.run_id,
-                    "egress",
-                    &serde_json::to_value(&r).unwrap_or(json!(null)),
-                    &[],
-                )?;
+                records.push(r);
             }
+        }
+        for r in records {
+            self.append_redacted(
+                live,
+                "egress",
+                serde_json::to_value(&r).unwrap_or(json!(null)),
+                &[],
+            )?;
         }
         Ok(())
     }
@@ -521,6 +562,40 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         };
         // Injection scan over everything on the page, hidden or not.
         let texts = sb.page_texts().await.unwrap_or_default();
+        // Nothing that shows a secret leaves the sandbox: its pixels are masked and its text
+        // redacted before the screenshot is stored or the observation reaches the model.
+        let needles: Vec<String> = live
+            .broker
+            .values()
+            .map(|v| v.expose_str().to_string())
+            .filter(|v| v.chars().count() >= 4)
+            .collect();
+        let rects = sb.rects_showing(&needles).await.unwrap_or_default();
+        drop(needles);
+        let mut obs = obs;
+        if !rects.is_empty() {
+            let rs: Vec<airlock_secrets::Rect> = rects
+                .iter()
+                .map(|(x, y, w, h)| airlock_secrets::Rect::new(*x, *y, *w, *h))
+                .collect();
+            match airlock_secrets::mask_png(&obs.screenshot_png, &rs) {
+                Ok(png) => obs.screenshot_png = png,
+                // Fail closed: a screenshot that could not be masked is not kept.
+                Err(_) => obs.screenshot_png = Vec::new(),
+            }
+        }
+        let (snapshot, n1) = live.redactor.redact_str(&obs.snapshot);
+        let (title, n2) = live.redactor.redact_str(&obs.title);
+        obs.snapshot = snapshot;
+        obs.title = title;
+        if rects.len() + n1 + n2 > 0 {
+            self.record(
+                live,
+                "redaction",
+                json!({"step": step, "masked_regions": rects.len(), "text_redactions": n1 + n2}),
+                &[],
+            )?;
+        }
         let shot = self.audit.put_blob(&obs.screenshot_png)?;
         self.record(
             live,
@@ -663,6 +738,30 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             self.record(live, "host_navigate", json!({"url": m.task.start_url, "result": note.as_ref().map_err(|e| e.to_string()).ok(), "error": note.as_ref().err().map(|e| e.to_string())}), &[])?;
         }
         self.drain_egress(live)?;
+        let mut first_feedback = Vec::new();
+        if let Some(login) = &m.login {
+            match self.host_login(live, login, step_timeout).await? {
+                Ok(()) => {
+                    self.reporter
+                        .line("login: host-owned login succeeded (session: authenticated)");
+                    first_feedback.push(StepFeedback {
+                        ok: true,
+                        message: "session: authenticated".into(),
+                    });
+                }
+                Err(why) => {
+                    self.reporter.line(&format!("login: failed: {why}"));
+                    return Ok((
+                        End::Stopped(Outcome::SandboxFailed {
+                            reason: format!("host-owned login failed: {why}"),
+                        }),
+                        0,
+                        baseline,
+                    ));
+                }
+            }
+            self.drain_egress(live)?;
+        }
 
         let mut obs = match self.observe(live, 0, "initial").await? {
             Ok(o) => o,
@@ -674,7 +773,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 ))
             }
         };
-        let mut feedback: Vec<StepFeedback> = Vec::new();
+        let mut feedback: Vec<StepFeedback> = first_feedback;
         let mut denials = 0u32;
         let mut invalid_in_a_row = 0u32;
         let mut step = 0u32;
@@ -870,6 +969,133 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         }
     }
 
+    /// The host's own deterministic login: fill the fields from the broker, submit, check the
+    /// visible proof of success. The model never sees a credential; the audit records the steps
+    /// with values redacted.
+    async fn host_login(
+        &mut self,
+        live: &mut Live,
+        login: &airlock_core::manifest::LoginSection,
+        timeout: Duration,
+    ) -> Result<Result<(), String>, DriveError> {
+        let result = self.login_steps(live, login, timeout).await;
+        let (ok, why) = match &result {
+            Ok(()) => (true, None),
+            Err(w) => (false, Some(w.clone())),
+        };
+        self.record(
+            live,
+            "login",
+            json!({"url": login.url, "ok": ok, "error": why}),
+            &[],
+        )?;
+        Ok(result)
+    }
+
+    async fn login_steps(
+        &mut self,
+        live: &mut Live,
+        login: &airlock_core::manifest::LoginSection,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let target_of =
+            |f: &airlock_core::manifest::FieldRef| -> Result<airlock_core::Target, String> {
+                match (&f.role, &f.name, &f.css) {
+                    (Some(role), Some(name), None) => Ok(airlock_core::Target::Role {
+                        role: role.clone(),
+                        name: name.clone(),
+                    }),
+                    (None, None, Some(css)) => Ok(airlock_core::Target::Css(css.clone())),
+                    _ => Err("a login field needs either role and name, or css".into()),
+                }
+            };
+        let Live {
+            sandbox, broker, ..
+        } = live;
+        let sb = sandbox.as_mut().ok_or("no sandbox")?;
+        sb.execute(
+            &Action::Navigate {
+                url: login.url.clone(),
+            },
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let click = |t: airlock_core::Target| Action::Click {
+            target: t,
+            button: airlock_core::MouseButton::Left,
+            count: 1,
+            modifiers: airlock_core::Modifiers::default(),
+        };
+        for (field, value) in [
+            (&login.username_field, &login.username),
+            (&login.password_field, &login.password),
+        ] {
+            let t = target_of(field)?;
+            let r = sb.resolve(&t, &[]).await.map_err(|e| e.to_string())?;
+            sb.execute(&click(t), Some(&r))
+                .await
+                .map_err(|e| e.to_string())?;
+            let focused = sb
+                .focused()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the login field did not take focus")?;
+            let (page, _) = sb.location().await.map_err(|e| e.to_string())?;
+            let mut text = if value.starts_with("broker://") {
+                let name = airlock_secrets::parse_handle(value).map_err(|e| e.to_string())?;
+                broker
+                    .authorize_typing(name, &focused, &page, &page)
+                    .map_err(|e| e.to_string())?
+                    .expose_str()
+                    .to_string()
+            } else {
+                value.clone()
+            };
+            let typed = sb
+                .execute(
+                    &Action::Type {
+                        target: None,
+                        text: TypedText::Literal(text.clone()),
+                    },
+                    None,
+                )
+                .await;
+            zeroize::Zeroize::zeroize(&mut text);
+            typed.map_err(|e| e.to_string())?;
+        }
+        let t = target_of(&login.submit)?;
+        let r = sb.resolve(&t, &[]).await.map_err(|e| e.to_string())?;
+        sb.execute(&click(t), Some(&r))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(text) = &login.success_text {
+            let cond = airlock_core::WaitCondition::TextPresent { text: text.clone() };
+            if !sb
+                .wait_for(&cond, timeout)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("'{text}' did not appear after signing in"));
+            }
+        }
+        if let Some(pattern) = &login.success_url {
+            let cond = airlock_core::WaitCondition::UrlMatches {
+                pattern: pattern.clone(),
+            };
+            if !sb
+                .wait_for(&cond, timeout)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!(
+                    "the URL did not reach `{pattern}` after signing in"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn verify(
         &mut self,
         live: &mut Live,
@@ -937,7 +1163,51 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             .as_ref()
             .and_then(|r| r.as_ref().ok())
             .map(|r| r.facts.clone());
+        // Secrets: a placeholder is typed only into a field of the secret's kind, on a host in
+        // its scope, in the top frame or a same-origin frame; a literal that looks like a
+        // password (or contains a secret) is refused. The value is fetched here and used only
+        // at dispatch; it is never recorded.
+        let mut secret_denial: Option<(String, String)> = None;
+        let mut substitute: Option<zeroize::Zeroizing<String>> = None;
+        if let Action::Type { text, .. } = action {
+            let field = element.as_ref().or(focused.as_ref());
+            match (text, field) {
+                (TypedText::Secret(name), Some(f)) => {
+                    match live.broker.authorize_typing(name, f, &page_url, &page_url) {
+                        Ok(v) => {
+                            substitute = Some(zeroize::Zeroizing::new(v.expose_str().to_string()))
+                        }
+                        Err(d) => secret_denial = Some((d.rule().to_string(), d.to_string())),
+                    }
+                }
+                (TypedText::Secret(name), None) => {
+                    secret_denial = Some((
+                        "secret.no_field".into(),
+                        format!("secret `{name}` can only be typed into a focused field"),
+                    ))
+                }
+                (TypedText::Literal(t), Some(f)) => {
+                    if let Err(d) = live.broker.check_literal(t, f) {
+                        secret_denial = Some((d.rule().to_string(), d.to_string()));
+                    }
+                }
+                (TypedText::Literal(_), None) => {}
+            }
+        }
         let decision = match &resolved {
+            _ if secret_denial.is_some() => {
+                let (rule, why) = secret_denial.clone().unwrap_or_default();
+                Decision {
+                    verdict: Verdict::Deny,
+                    effect: airlock_core::Effect::Draft,
+                    tier: airlock_core::RiskTier::High,
+                    rules: vec![rule],
+                    reason: why,
+                    scope: airlock_core::host::WebUrl::parse(&page_url)
+                        .ok()
+                        .map(|u| u.scope()),
+                }
+            }
             Some(Err(why)) => Decision {
                 verdict: Verdict::Deny,
                 effect: airlock_core::Effect::Read,
@@ -1069,7 +1339,13 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         }
         live.recent.push_back(now);
         let resolved_ok = resolved.and_then(|r| r.ok());
-        let result = execute(live, auth, resolved_ok.as_ref()).await;
+        let result = execute(
+            live,
+            auth,
+            resolved_ok.as_ref(),
+            substitute.as_deref().map(String::as_str),
+        )
+        .await;
         let (ok, note) = match &result {
             Ok(n) => (true, n.clone()),
             Err(e) => (false, e.to_string()),
@@ -1109,12 +1385,37 @@ async fn execute(
     live: &mut Live,
     auth: Authorized<'_>,
     resolved: Option<&Resolved>,
+    secret: Option<&str>,
 ) -> Result<String, airlock_sandbox::SandboxError> {
     let Some(sb) = live.sandbox.as_mut() else {
         return Err(airlock_sandbox::SandboxError::Page("sandbox gone".into()));
     };
     tracing::debug!(decision = auth.decision_seq, approval = ?auth.approval_seq, "executing");
-    sb.execute(auth.action, resolved).await
+    match (auth.action, secret) {
+        // The authorised placeholder becomes its value only here, at dispatch.
+        (
+            Action::Type {
+                target,
+                text: TypedText::Secret(_),
+            },
+            Some(value),
+        ) => {
+            let real = Action::Type {
+                target: target.clone(),
+                text: TypedText::Literal(value.to_string()),
+            };
+            let r = sb.execute(&real, resolved).await;
+            if let Action::Type {
+                text: TypedText::Literal(mut v),
+                ..
+            } = real
+            {
+                zeroize::Zeroize::zeroize(&mut v);
+            }
+            r
+        }
+        (action, _) => sb.execute(action, resolved).await,
+    }
 }
 
 type Baseline = Vec<(String, serde_json::Value)>;

@@ -1091,6 +1091,54 @@ impl BrowserSandbox {
         }
     }
 
+    /// Viewport rectangles (x, y, width, height) of fields and text showing any of `needles`.
+    pub async fn rects_showing(
+        &mut self,
+        needles: &[String],
+    ) -> Result<Vec<(f64, f64, f64, f64)>, SandboxError> {
+        if needles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ctx = self.world().await?;
+        let doc = self
+            .page(
+                "Runtime.evaluate",
+                json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
+            )
+            .await?;
+        let Some(obj) = doc["result"]["objectId"].as_str().map(str::to_string) else {
+            return Ok(Vec::new());
+        };
+        let r = self
+            .page(
+                "Runtime.callFunctionOn",
+                json!({"functionDeclaration": js::RECTS_SHOWING, "objectId": obj,
+                       "arguments": [{"value": needles}], "returnByValue": true}),
+            )
+            .await?;
+        let _ = self
+            .page(
+                "Runtime.releaseObjectGroup",
+                json!({"objectGroup": "airlock"}),
+            )
+            .await;
+        Ok(r["result"]["value"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| {
+                        Some((
+                            r["x"].as_f64()?,
+                            r["y"].as_f64()?,
+                            r["width"].as_f64()?,
+                            r["height"].as_f64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Every piece of page text with where it lives (for the injection scanner).
     pub async fn page_texts(
         &mut self,

@@ -209,3 +209,25 @@ pub const PAGE_TEXTS: &str = r#"(() => {
   walk(document, '');
   return out;
 })()"#;
+
+/// Viewport rectangles of everything that shows one of the given strings: fields whose value
+/// contains it and text that contains it (argument: the list of strings). For screenshot masking;
+/// runs in the isolated world, so the page never sees the strings.
+pub const RECTS_SHOWING: &str = r#"function(needles) {
+  const out = [];
+  const has = (t) => t && needles.some((n) => t.includes(n));
+  const add = (r) => { if (r.width > 0 && r.height > 0) out.push({ x: r.left, y: r.top, width: r.width, height: r.height }); };
+  for (const el of document.querySelectorAll('input, textarea')) {
+    if (has(el.value)) add(el.getBoundingClientRect());
+  }
+  const tw = document.createTreeWalker(document.body || document.documentElement, NodeFilter.SHOW_TEXT);
+  for (let n = tw.nextNode(), k = 0; n && k < 20000; n = tw.nextNode(), k++) {
+    if (has(n.nodeValue)) {
+      const range = document.createRange();
+      range.selectNodeContents(n);
+      for (const r of range.getClientRects()) add(r);
+      if (n.parentElement) add(n.parentElement.getBoundingClientRect());
+    }
+  }
+  return out.slice(0, 200);
+}"#;

@@ -386,8 +386,8 @@ impl Broker {
         Ok(())
     }
 
-    /// The resolved values, for the redaction set.
-    pub(crate) fn values(&self) -> impl Iterator<Item = &SecretValue> {
+    /// The resolved values, for the redaction set and screenshot masking. Never log them.
+    pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
         self.entries.values().filter_map(|e| e.value.as_ref())
     }
 
