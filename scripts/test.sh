@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Provider fixtures and the requests Airlock sends must deserialise with the vendors' own SDK
+# types (anthropic, openai, google-genai from PyPI), so the shapes are theirs, not ours.
+python3 scripts/check_provider_fixtures.py
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"

@@ -6,7 +6,6 @@ use airlock_core::host::HostName;
 use airlock_core::manifest::{TaskManifest, BUNDLED_PORTAL};
 use airlock_engine::approval::ApprovalMode;
 use airlock_engine::{Engine, Outcome, Reporter, RunSpec};
-use airlock_providers::ScriptedProvider;
 use airlock_review::{
     AnyApprover, Decision, Principal, QueueControl, ReviewError, ReviewStore, WebApprover,
 };
@@ -214,9 +213,23 @@ enum PolicyCommand {
 struct RunArgs {
     /// The task manifest (TOML).
     task: PathBuf,
-    /// Who proposes actions: `scripted:FILE.jsonl` replays a recorded transcript.
+    /// Who proposes actions: `anthropic:MODEL`, `openai:MODEL`, `gemini:MODEL`,
+    /// `openai-compat:MODEL` (keys from ANTHROPIC_API_KEY / OPENAI_API_KEY / GEMINI_API_KEY,
+    /// base URLs from *_BASE_URL), or `scripted:FILE.jsonl` to replay a recorded transcript.
     #[arg(long, default_value = "scripted")]
     model: String,
+    /// Force a vendor tool version (e.g. `computer_20251124`, `computer_use_preview`).
+    #[arg(long)]
+    tool_version: Option<String>,
+    /// Write every model turn to FILE as a transcript `--model scripted:FILE` can replay.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Screenshots kept in the model's context.
+    #[arg(long, default_value_t = 3)]
+    keep_screenshots: usize,
+    /// A JSON price table for cost accounting (model name or `prefix*` → prices).
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
     /// What happens when a step needs approval.
     #[arg(long, value_enum, default_value_t = Approvals::Prompt)]
     approvals: Approvals,
@@ -585,20 +598,31 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
     if let Err(e) = airlock_policy::admit(&manifest) {
         return Err(usage(format!("`{}`: {e}", args.task.display())));
     }
-    let mut provider = match args.model.split_once(':') {
-        Some(("scripted", file)) => ScriptedProvider::open(file).map_err(|e| usage(e.to_string()))?,
-        Some((name, _)) if ["anthropic", "openai", "gemini", "openai-compat"].contains(&name) => {
-            return Err(usage(format!(
-                "provider `{name}` is not available in this version; use --model scripted:FILE.jsonl"
-            )))
-        }
-        _ => {
-            return Err(usage(format!(
-                "--model `{}`: expected scripted:FILE.jsonl",
-                args.model
-            )))
-        }
+    let mut opts = airlock_providers::ProviderOptions {
+        tool_version: args.tool_version.clone(),
+        keep_screenshots: args.keep_screenshots,
+        limits: airlock_providers::RunLimits {
+            max_steps: Some(manifest.budgets.max_steps),
+            max_denials: Some(manifest.budgets.max_denials),
+            wall_clock_secs: Some(manifest.budgets.wall_clock_secs),
+        },
+        ..Default::default()
     };
+    if let Some(p) = &args.prices {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| usage(format!("cannot read `{}`: {e}", p.display())))?;
+        opts.prices =
+            serde_json::from_str(&text).map_err(|e| usage(format!("`{}`: {e}", p.display())))?;
+    }
+    let provider =
+        airlock_providers::from_spec(&args.model, opts).map_err(|e| usage(e.to_string()))?;
+    let recorder = args
+        .record
+        .as_ref()
+        .map(airlock_providers::Recorder::create)
+        .transpose()
+        .map_err(|e| usage(e.to_string()))?;
+    let mut provider = airlock_providers::Recording::new(provider, recorder);
     // The review queue carries web approvals and, for every mode, the Stop button.
     let review = match args.approvals {
         Approvals::Web => Some(open_review(home)?),

@@ -744,10 +744,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 Ok(()) => {
                     self.reporter
                         .line("login: host-owned login succeeded (session: authenticated)");
-                    first_feedback.push(StepFeedback {
-                        ok: true,
-                        message: "session: authenticated".into(),
-                    });
+                    first_feedback.push(StepFeedback::ran("session: authenticated"));
                 }
                 Err(why) => {
                     self.reporter.line(&format!("login: failed: {why}"));
@@ -852,10 +849,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                                 baseline,
                             ));
                         }
-                        feedback = vec![StepFeedback {
-                            ok: false,
-                            message: e.to_string(),
-                        }];
+                        feedback = vec![StepFeedback::failed(e.to_string())];
                         continue;
                     }
                     let reason = match e {
@@ -894,7 +888,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 live,
                 "proposal",
                 redact_json(
-                    json!({"step": step, "source": proposal.source, "raw": proposal.raw, "actions": proposal.actions}),
+                    json!({"step": step, "source": proposal.source, "raw": proposal.raw, "actions": proposal.actions, "safety": proposal.safety, "usage": proposal.usage}),
                     &hidden,
                 ),
                 &[],
@@ -904,11 +898,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             let mut failed = false;
             for (i, action) in proposal.actions.iter().enumerate() {
                 if failed {
-                    feedback.push(StepFeedback {
-                        ok: false,
-                        message: "Not executed: an earlier computer action in this turn failed."
-                            .into(),
-                    });
+                    feedback.push(StepFeedback::failed(airlock_providers::NOT_EXECUTED));
                     continue;
                 }
                 if let Action::Done { claim } = action {
@@ -920,18 +910,79 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     claimed = Some(claim.clone());
                     break;
                 }
+                // Provider safety signals (OpenAI pending_safety_checks, Gemini
+                // require_confirmation) become approval requests; only a human's approval is
+                // ever acknowledged back to the vendor, never an automatic mode.
+                let mut acked: Vec<String> = Vec::new();
+                let mut declined: Option<String> = None;
+                for sig in proposal
+                    .safety
+                    .iter()
+                    .filter(|s| s.action_index.unwrap_or(0) == i)
+                {
+                    self.record(
+                        live,
+                        "provider_safety_signal",
+                        json!({"step": step, "index": i, "signal": sig}),
+                        &[],
+                    )?;
+                    if self.approver.mode() == "approve-all" {
+                        declined =
+                            Some("provider safety checks need a human, not approve-all".into());
+                        break;
+                    }
+                    let req = ApprovalRequest {
+                        run_id: live.run_id.clone(),
+                        step,
+                        task: m.task.goal.clone(),
+                        summary: format!("{action} (flagged by the model provider)"),
+                        effect: "provider_safety_check".into(),
+                        tier: "high".into(),
+                        reason: format!(
+                            "{} safety check `{}`: {}",
+                            self.provider.name(),
+                            sig.code,
+                            sig.message
+                        ),
+                        rules: vec![format!("provider:{}", sig.code)],
+                        fields: vec![],
+                        findings: vec![],
+                    };
+                    let answer = self.approver.decide(&req).await;
+                    self.record(live, "approval", json!({"step": step, "index": i, "mode": self.approver.mode(), "provider_signal": sig.id, "answer": &answer}), &[])?;
+                    match answer {
+                        ApprovalOutcome::Approved { .. } => acked.push(sig.id.clone()),
+                        ApprovalOutcome::Denied { reason, .. } => {
+                            declined = Some(reason);
+                            break;
+                        }
+                    }
+                }
+                if let Some(r) = declined {
+                    denials += 1;
+                    failed = true;
+                    feedback.push(StepFeedback::failed(format!(
+                        "denied: a human declined the provider's safety check: {r}"
+                    )));
+                    if denials > m.budgets.max_denials {
+                        return Ok((
+                            End::Stopped(Outcome::BudgetExhausted {
+                                what: format!("{} denied actions", denials),
+                            }),
+                            step,
+                            baseline,
+                        ));
+                    }
+                    continue;
+                }
                 match self.one_action(live, step, i, action, &obs, m).await? {
-                    ActionEnd::Ran(msg) => feedback.push(StepFeedback {
-                        ok: true,
-                        message: msg,
-                    }),
+                    ActionEnd::Ran(msg) => {
+                        feedback.push(StepFeedback::ran(msg).with_acknowledged(acked.clone()))
+                    }
                     ActionEnd::Refused(msg) => {
                         denials += 1;
                         failed = true;
-                        feedback.push(StepFeedback {
-                            ok: false,
-                            message: msg,
-                        });
+                        feedback.push(StepFeedback::failed(msg).with_acknowledged(acked.clone()));
                         if denials > m.budgets.max_denials {
                             return Ok((
                                 End::Stopped(Outcome::BudgetExhausted {
@@ -944,10 +995,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     }
                     ActionEnd::Failed(msg) => {
                         failed = true;
-                        feedback.push(StepFeedback {
-                            ok: false,
-                            message: msg,
-                        });
+                        feedback.push(StepFeedback::failed(msg).with_acknowledged(acked.clone()));
                     }
                     ActionEnd::Stop(outcome) => return Ok((End::Stopped(outcome), step, baseline)),
                 }

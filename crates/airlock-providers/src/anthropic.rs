@@ -112,6 +112,25 @@ pub enum ParseError {
         #[source]
         source: Box<ParseError>,
     },
+    /// An error inside the `index`th element of a list (`output item 2`, `action 0`).
+    #[error("{what} {index}: {source}")]
+    At {
+        what: &'static str,
+        index: usize,
+        #[source]
+        source: Box<ParseError>,
+    },
+}
+
+impl ParseError {
+    /// Wraps `self` as the error of element `index` of a list of `what`.
+    pub fn at(self, what: &'static str, index: usize) -> Self {
+        ParseError::At {
+            what,
+            index,
+            source: Box::new(self),
+        }
+    }
 }
 
 fn unknown_tool(name: &str, toolset: Option<&str>) -> String {
@@ -132,7 +151,9 @@ impl ParseError {
             | ParseError::Unsupported { .. }
             | ParseError::Invalid { .. }
             | ParseError::NoCursor { .. } => true,
-            ParseError::InBlock { source, .. } => source.is_recoverable(),
+            ParseError::InBlock { source, .. } | ParseError::At { source, .. } => {
+                source.is_recoverable()
+            }
             ParseError::NotAnObject { .. }
             | ParseError::MissingAction
             | ParseError::UnknownAction(_)

@@ -48,6 +48,18 @@ pub(crate) fn to_css_checked(
     Ok(space.to_css(x, y, vp))
 }
 
+/// Converts a distance (a scroll delta) from the provider's space to CSS pixels, with the same
+/// scale factors [`CoordSpace::to_css`] uses for points but without clamping or offset.
+pub(crate) fn delta_to_css(space: CoordSpace, vp: Viewport, dx: f64, dy: f64) -> (f64, f64) {
+    let (w, h) = match space {
+        CoordSpace::Screenshot { width, height } => {
+            (f64::from(width.max(1)), f64::from(height.max(1)))
+        }
+        CoordSpace::Grid { max } => (f64::from(max.max(1)) + 1.0, f64::from(max.max(1)) + 1.0),
+    };
+    (dx * f64::from(vp.width) / w, dy * f64::from(vp.height) / h)
+}
+
 /// Whether a point already in CSS pixels lies inside the viewport (far edge included).
 pub(crate) fn in_viewport(p: Point, vp: Viewport) -> bool {
     p.x.is_finite()

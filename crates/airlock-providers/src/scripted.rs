@@ -12,10 +12,19 @@
 //! | `{"type":"text","text":"…"}` | `done` with the text as claim |
 //! | `{"airlock":{"kind":"click",…}}` or `{"airlock":[…]}` | Airlock-native action(s) |
 //! | `{"provider":"anthropic",…}` | the rest of the line, as above |
-//! | `{"provider":"openai"/"gemini",…}` | not supported yet (error) |
+//! | `{"provider":"openai","type":"computer_call",…}` | the call's `action`/`actions` |
+//! | `{"provider":"openai","output":[…],…}` | a Responses API response: its calls, or its message text as a `done` claim |
+//! | `{"provider":"openai","type":"message",…}` | its text as a `done` claim |
+//! | `{"provider":"gemini","name":"click_at","args":{…}}` | one function call |
+//! | `{"provider":"gemini","functionCall":{…}}` | one function-call part |
+//! | `{"provider":"gemini","role":"model","parts":[…]}` / `{"provider":"gemini","candidates":[…]}` | the calls of the content (or its text as a claim) |
+//! | `{"provider":"openai-compat","text":"Action: click(…)"}` | the reply, parsed by the open-model grammar |
 //!
-//! Coordinates are screenshot pixels of screenshots taken at viewport size; Airlock-native
-//! points are already CSS pixels. When the transcript runs out, the provider proposes
+//! Coordinates are screenshot pixels of screenshots taken at viewport size, unless the line has
+//! a `"frame"`: `{"width":W,"height":H}` (the screenshot the model saw was W×H, as live
+//! adapters record) or `{"grid":MAX}` (a 0–MAX grid). Gemini lines always use the 0–999 grid.
+//! Airlock-native points are already CSS pixels. OpenAI `pending_safety_checks` and Gemini
+//! `safety_decision`s become [`Proposal::safety`] signals, as from the live adapters. When the transcript runs out, the provider proposes
 //! `done` ("transcript ended") once, since a model that stops is claiming it is finished and the
 //! host verifies that claim anyway; asked again after that, it returns
 //! [`ProviderError::Exhausted`]. A malformed line is a non-recoverable
@@ -24,10 +33,12 @@
 use crate::anthropic::{json_kind, AnthropicParser};
 use crate::coords::in_viewport;
 use crate::text::{is_secret_name, mentions_placeholder};
-use crate::{Proposal, ProposeContext, Provider, ProviderError};
+use crate::{compat, gemini, openai};
+use crate::{Proposal, ProposeContext, Provider, ProviderError, SafetySignal};
 use airlock_core::action::truncate;
 use airlock_core::coords::{CoordSpace, Viewport};
 use airlock_core::{Action, Target, TypedText};
+use serde_json::Map;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -87,24 +98,22 @@ impl ScriptedProvider {
             };
             let raw: Value =
                 serde_json::from_str(trimmed).map_err(|e| malformed(json_error(&e)))?;
-            let actions = parse_line(&raw, &mut self.parser, vp).map_err(malformed)?;
-            return Ok(Proposal {
-                raw,
-                actions,
-                source: at,
-            });
+            let (actions, safety) = parse_line(&raw, &mut self.parser, vp).map_err(malformed)?;
+            let mut proposal = Proposal::new(raw, actions, at);
+            proposal.safety = safety;
+            return Ok(proposal);
         }
         if self.ended {
             return Err(ProviderError::Exhausted);
         }
         self.ended = true;
-        Ok(Proposal {
-            raw: json!({ "end_of_transcript": true }),
-            actions: vec![Action::Done {
+        Ok(Proposal::new(
+            json!({ "end_of_transcript": true }),
+            vec![Action::Done {
                 claim: "transcript ended".to_string(),
             }],
-            source: "end of transcript".to_string(),
-        })
+            "end of transcript",
+        ))
     }
 }
 
@@ -136,33 +145,153 @@ fn json_error(e: &serde_json::Error) -> String {
     format!("invalid JSON at column {}: {msg}", e.column())
 }
 
-/// Parses one transcript line into its batch of actions, or a reason it is malformed.
+/// Parses one transcript line into its batch of actions (and any vendor safety signals), or a
+/// reason it is malformed.
 fn parse_line(
     line: &Value,
     parser: &mut AnthropicParser,
     vp: Viewport,
-) -> Result<Vec<Action>, String> {
+) -> Result<(Vec<Action>, Vec<SafetySignal>), String> {
     let obj = line
         .as_object()
         .ok_or_else(|| format!("expected a JSON object, not {}", json_kind(line)))?;
     if let Some(native) = obj.get("airlock") {
-        return native_actions(native, parser, vp);
+        return Ok((native_actions(native, parser, vp)?, Vec::new()));
     }
-    match obj.get("provider") {
-        None => anthropic_line(line, parser),
-        Some(Value::String(p)) if p == "anthropic" => {
-            let mut rest = obj.clone();
-            rest.remove("provider");
-            anthropic_line(&Value::Object(rest), parser)
+    let mut rest = obj.clone();
+    let provider = rest.remove("provider");
+    let space = match rest.remove("frame") {
+        None | Some(Value::Null) => screenshot_space(vp),
+        Some(f) => frame_space(&f)?,
+    };
+    let rest = Value::Object(rest);
+    let (actions, safety) = match provider {
+        None => {
+            parser.set_frame(space, vp);
+            (anthropic_line(&rest, parser)?, Vec::new())
         }
-        Some(Value::String(p)) if p == "openai" || p == "gemini" => {
-            Err(format!("provider `{p}` transcripts are not supported yet"))
+        Some(Value::String(p)) => match p.as_str() {
+            "anthropic" => {
+                parser.set_frame(space, vp);
+                (anthropic_line(&rest, parser)?, Vec::new())
+            }
+            "openai" => openai_line(&rest, space, vp)?,
+            "gemini" => gemini_line(&rest, vp)?,
+            "openai-compat" => (compat_line(&rest, space, vp)?, Vec::new()),
+            other => return Err(format!("unknown provider `{}`", truncate(other, 64))),
+        },
+        Some(other) => {
+            return Err(format!(
+                "`provider` must be a string, not {}",
+                json_kind(&other)
+            ))
         }
-        Some(Value::String(p)) => Err(format!("unknown provider `{}`", truncate(p, 64))),
-        Some(other) => Err(format!(
-            "`provider` must be a string, not {}",
-            json_kind(other)
+    };
+    if actions.is_empty() {
+        return Err("the line holds no action".to_string());
+    }
+    for a in &actions {
+        parser.track(a);
+    }
+    Ok((actions, safety))
+}
+
+/// A line's `frame`: `{"width":W,"height":H}` or `{"grid":MAX}`.
+fn frame_space(frame: &Value) -> Result<CoordSpace, String> {
+    let dim = |k: &str| {
+        frame
+            .get(k)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (1..=16_384).contains(n))
+    };
+    if let Some(max) = dim("grid") {
+        return Ok(CoordSpace::Grid { max });
+    }
+    match (dim("width"), dim("height")) {
+        (Some(width), Some(height)) => Ok(CoordSpace::Screenshot { width, height }),
+        _ => Err(
+            "`frame` must be {\"width\": W, \"height\": H} or {\"grid\": MAX} with values from 1 to 16384"
+                .to_string(),
+        ),
+    }
+}
+
+/// A claim from text, or an error when there is none.
+fn claim(text: String, what: &str) -> Result<Vec<Action>, String> {
+    if text.trim().is_empty() {
+        Err(format!("the {what} has neither actions nor text"))
+    } else {
+        Ok(vec![Action::Done { claim: text }])
+    }
+}
+
+fn openai_line(
+    line: &Value,
+    space: CoordSpace,
+    vp: Viewport,
+) -> Result<(Vec<Action>, Vec<SafetySignal>), String> {
+    let obj = line.as_object().cloned().unwrap_or_default();
+    if obj.contains_key("output") {
+        let parsed = openai::parse_response(line, space, vp).map_err(|e| e.to_string())?;
+        if parsed.calls.is_empty() {
+            return Ok((claim(parsed.text, "response")?, Vec::new()));
+        }
+        return Ok((parsed.actions(), parsed.safety()));
+    }
+    match obj.get("type").and_then(Value::as_str) {
+        Some("computer_call") => {
+            let call = openai::parse_computer_call(line, space, vp).map_err(|e| e.to_string())?;
+            let safety = openai::safety_signals(&call.pending_safety_checks, 0);
+            Ok((call.actions, safety))
+        }
+        Some("message") => Ok((
+            claim(openai::message_text(&obj).join("\n"), "message")?,
+            Vec::new(),
         )),
+        _ => Err(
+            "unrecognised OpenAI line: expected a `computer_call` item, a `message` item or a \
+             response with `output`"
+                .to_string(),
+        ),
+    }
+}
+
+fn gemini_line(line: &Value, vp: Viewport) -> Result<(Vec<Action>, Vec<SafetySignal>), String> {
+    let obj: Map<String, Value> = line.as_object().cloned().unwrap_or_default();
+    let content = if obj.contains_key("candidates") {
+        gemini::parse_response(line, vp)
+    } else if obj.contains_key("parts") {
+        gemini::parse_content(line, vp)
+    } else if obj.contains_key("functionCall") || obj.contains_key("function_call") {
+        gemini::parse_parts(std::slice::from_ref(line), vp)
+    } else if obj.contains_key("name") {
+        gemini::parse_function_call(line, vp).map(|call| gemini::ParsedContent {
+            text: String::new(),
+            calls: vec![call],
+        })
+    } else if let Some(Value::String(text)) = obj.get("text") {
+        return Ok((claim(text.clone(), "line")?, Vec::new()));
+    } else {
+        return Err(
+            "unrecognised Gemini line: expected a function call (`name`, `args`), a \
+             `functionCall` part, a content with `parts` or a response with `candidates`"
+                .to_string(),
+        );
+    }
+    .map_err(|e| e.to_string())?;
+    if content.calls.is_empty() {
+        return Ok((claim(content.text, "content")?, Vec::new()));
+    }
+    Ok((content.actions(), content.safety()))
+}
+
+fn compat_line(line: &Value, space: CoordSpace, vp: Viewport) -> Result<Vec<Action>, String> {
+    match line.get("text") {
+        Some(Value::String(text)) => compat::parse_reply(text, space, vp)
+            .map(|r| r.actions)
+            .map_err(|e| e.to_string()),
+        _ => Err("an `openai-compat` line needs a string `text`".to_string()),
     }
 }
 
@@ -524,23 +653,80 @@ mod tests {
     }
 
     #[test]
-    fn openai_and_gemini_lines_are_not_supported_yet() {
+    fn unknown_providers_and_bad_frames_are_errors() {
         let (_f, mut p) = transcript(concat!(
-            "{\"provider\":\"openai\",\"action\":{\"type\":\"click\",\"x\":1,\"y\":2}}\n",
-            "{\"provider\":\"gemini\",\"name\":\"click_at\"}\n",
             "{\"provider\":\"mistral\"}\n",
+            "{\"provider\":\"openai\",\"frame\":{\"width\":0,\"height\":1},\"type\":\"computer_call\"}\n",
+            "{\"provider\":\"openai\",\"hello\":1}\n",
         ));
-        let err = p.next_proposal(VP).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "transcript line 1: provider `openai` transcripts are not supported yet"
-        );
-        let err = p.next_proposal(VP).unwrap_err();
-        assert!(err.to_string().contains("provider `gemini`"), "{err}");
         let err = p.next_proposal(VP).unwrap_err();
         assert!(
             err.to_string().ends_with("unknown provider `mistral`"),
             "{err}"
+        );
+        let (_, reason, _) = malformed(p.next_proposal(VP).unwrap_err());
+        assert!(reason.starts_with("`frame` must be"), "{reason}");
+        let (_, reason, _) = malformed(p.next_proposal(VP).unwrap_err());
+        assert!(reason.starts_with("unrecognised OpenAI line"), "{reason}");
+    }
+
+    #[test]
+    fn openai_gemini_and_open_model_lines_replay_with_safety_signals() {
+        let (_f, mut p) = transcript(concat!(
+            r#"{"provider":"openai","type":"computer_call","call_id":"c1","action":{"type":"click","button":"left","x":156,"y":50},"pending_safety_checks":[{"id":"cu_sc_1","code":"malicious_instructions","message":"Careful."}]}"#,
+            "\n",
+            r#"{"provider":"openai","frame":{"width":640,"height":400},"output":[{"type":"computer_call","call_id":"c2","actions":[{"type":"click","button":"left","x":320,"y":200},{"type":"keypress","keys":["CTRL","L"]}],"pending_safety_checks":[]}]}"#,
+            "\n",
+            r#"{"provider":"gemini","name":"click_at","args":{"x":500,"y":500,"safety_decision":{"decision":"require_confirmation","explanation":"Cookie banner."}}}"#,
+            "\n",
+            r#"{"provider":"gemini","functionCall":{"name":"type","args":{"text":"hi","press_enter":true}}}"#,
+            "\n",
+            r#"{"provider":"gemini","role":"model","parts":[{"text":"All done."}]}"#,
+            "\n",
+            r#"{"provider":"openai-compat","text":"Thought: go\nAction: click(10, 20)\nAction: done(\"ok\")"}"#,
+            "\n",
+            r#"{"provider":"openai-compat","text":"I will click."}"#,
+            "\n",
+            r#"{"provider":"openai","type":"message","content":[{"type":"output_text","text":"Finished."}]}"#,
+            "\n",
+        ));
+        let a = p.next_proposal(VP).unwrap();
+        assert_eq!(a.actions, vec![left_click(156.0, 50.0)]);
+        assert_eq!(a.safety.len(), 1);
+        assert_eq!(a.safety[0].id, "cu_sc_1");
+        assert_eq!(a.safety[0].action_index, Some(0));
+        let b = p.next_proposal(VP).unwrap();
+        assert_eq!(
+            b.actions[0],
+            left_click(640.0, 400.0),
+            "the frame scales coordinates"
+        );
+        assert_eq!(b.actions.len(), 2);
+        let c = p.next_proposal(VP).unwrap();
+        assert_eq!(c.actions, vec![left_click(640.0, 400.0)]);
+        assert_eq!(c.safety[0].code, "require_confirmation");
+        assert_eq!(c.safety[0].message, "Cookie banner.");
+        let d = p.next_proposal(VP).unwrap();
+        assert_eq!(d.actions.len(), 2);
+        let e = p.next_proposal(VP).unwrap();
+        assert_eq!(
+            e.actions,
+            vec![Action::Done {
+                claim: "All done.".into()
+            }]
+        );
+        let f = p.next_proposal(VP).unwrap();
+        assert_eq!(f.actions.len(), 2);
+        let (at, reason, recoverable) = malformed(p.next_proposal(VP).unwrap_err());
+        assert_eq!(at, "transcript line 7");
+        assert!(reason.contains("must start with"), "{reason}");
+        assert!(!recoverable);
+        let h = p.next_proposal(VP).unwrap();
+        assert_eq!(
+            h.actions,
+            vec![Action::Done {
+                claim: "Finished.".into()
+            }]
         );
     }
 
@@ -639,10 +825,7 @@ mod tests {
             p: &mut P,
             obs: &Observation,
         ) -> Result<Proposal, ProviderError> {
-            let feedback = [StepFeedback {
-                ok: false,
-                message: "denied: off-task".into(),
-            }];
+            let feedback = [StepFeedback::failed("denied: off-task")];
             p.propose(ProposeContext {
                 goal: "file the report",
                 step: 2,

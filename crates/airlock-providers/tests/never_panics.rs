@@ -334,3 +334,236 @@ fn garbage_transcript_lines_never_panic() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI, Gemini and open-model replies
+// ---------------------------------------------------------------------------------------------
+
+use airlock_providers::{compat, gemini, openai};
+
+/// Every served fixture (responses), flattened: the seeds for vendor mutation.
+fn vendor_seeds(dir: &str) -> Vec<Value> {
+    let path = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        match v {
+            Value::Array(items) => out.extend(items),
+            one => out.push(one),
+        }
+    }
+    out
+}
+
+const VENDOR_FIELDS: &[&str] = &[
+    "output",
+    "type",
+    "actions",
+    "action",
+    "call_id",
+    "x",
+    "y",
+    "button",
+    "keys",
+    "path",
+    "scroll_x",
+    "scroll_y",
+    "text",
+    "pending_safety_checks",
+    "candidates",
+    "content",
+    "parts",
+    "functionCall",
+    "name",
+    "args",
+    "safety_decision",
+    "decision",
+    "magnitude",
+    "direction",
+    "start_x",
+    "destination_x",
+    "seconds",
+    "press_enter",
+    "url",
+    "role",
+    "frame",
+    "provider",
+];
+
+fn vendor_mutate(rng: &mut Rng, v: &mut Value) {
+    match v {
+        Value::Object(m) if !m.is_empty() && rng.below(3) != 0 => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            let key = rng.pick(&keys).clone();
+            match rng.below(4) {
+                0 => {
+                    m.remove(&key);
+                }
+                1 => {
+                    m.insert(key, random_value(rng, 2));
+                }
+                _ => vendor_mutate(rng, m.get_mut(&key).unwrap()),
+            }
+        }
+        Value::Object(m) => {
+            m.insert((*rng.pick(VENDOR_FIELDS)).to_string(), random_value(rng, 2));
+        }
+        Value::Array(items) if !items.is_empty() && rng.below(3) != 0 => {
+            let i = rng.below(items.len());
+            match rng.below(3) {
+                0 => {
+                    items.remove(i);
+                }
+                1 => {
+                    let dup = items[i].clone();
+                    items.push(dup);
+                }
+                _ => vendor_mutate(rng, &mut items[i]),
+            }
+        }
+        _ => *v = random_value(rng, 2),
+    }
+}
+
+fn exercise_vendor(rng: &mut Rng, v: &Value) {
+    let space = *rng.pick(SPACES);
+    let vp = *rng.pick(VIEWPORTS);
+    if let Ok(p) = openai::parse_response(v, space, vp) {
+        check_opt(&p.actions(), vp, v);
+        let _ = p.safety();
+    }
+    if let Some(Value::Array(items)) = v.get("output") {
+        for item in items {
+            if let Ok(c) = openai::parse_computer_call(item, space, vp) {
+                check(&c.actions, vp, item);
+            }
+            for a in item
+                .get("actions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Ok(a) = openai::parse_action(a, space, vp) {
+                    check(&[a], vp, item);
+                }
+            }
+        }
+    }
+    if let Ok(p) = gemini::parse_response(v, vp) {
+        check_opt(&p.actions(), vp, v);
+        let _ = p.safety();
+    }
+    for part in v
+        .pointer("/candidates/0/content/parts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(fc) = part.get("functionCall") {
+            if let Ok(c) = gemini::parse_function_call(fc, vp) {
+                check(&c.actions, vp, fc);
+            }
+            let name = *rng.pick(&[
+                "click_at",
+                "type_text_at",
+                "scroll_at",
+                "scroll",
+                "drag_and_drop",
+                "hotkey",
+                "wait",
+                "navigate",
+            ]);
+            if let Ok(a) = gemini::parse_call(name, fc.get("args").unwrap_or(&Value::Null), vp) {
+                check(&a, vp, fc);
+            }
+        }
+    }
+    if let Some(Value::String(text)) = v.pointer("/choices/0/message/content") {
+        if let Ok(r) = compat::parse_reply(text, space, vp) {
+            check(&r.actions, vp, v);
+        }
+    }
+    // The same value as a transcript line of each provider.
+    for provider in ["openai", "gemini", "openai-compat", "anthropic"] {
+        let mut line = v.clone();
+        if let Value::Object(m) = &mut line {
+            m.insert("provider".into(), json!(provider));
+        }
+        let mut scripted = ScriptedProvider::from_transcript(&line.to_string());
+        if let Ok(p) = scripted.next_proposal(vp) {
+            check(&p.actions, vp, &line);
+        }
+    }
+}
+
+fn check_opt(actions: &[Action], vp: Viewport, what: &Value) {
+    if !actions.is_empty() {
+        check(actions, vp, what);
+    }
+}
+
+#[test]
+fn mutated_vendor_responses_never_panic() {
+    let mut rng = Rng(0x5151_2026_0801_abcd);
+    let mut seeds = vendor_seeds("openai");
+    seeds.extend(vendor_seeds("gemini"));
+    seeds.extend(vendor_seeds("compat"));
+    let mut fed = 0;
+    for seed in &seeds {
+        exercise_vendor(&mut rng, seed);
+        for _ in 0..30 {
+            let mut v = seed.clone();
+            for _ in 0..=rng.below(4) {
+                vendor_mutate(&mut rng, &mut v);
+            }
+            exercise_vendor(&mut rng, &v);
+            fed += 1;
+        }
+    }
+    assert!(fed >= 500, "{fed}");
+}
+
+#[test]
+fn garbage_open_model_replies_never_panic() {
+    let mut rng = Rng(0x0bad_cafe_f00d_1234);
+    let alphabet: Vec<char> = "Thought:Action: click(type\"\\,)-.0123456789e+ \n\t<think></think>done key scroll wait é🙂\u{0}"
+        .chars()
+        .collect();
+    let replies: Vec<String> = vendor_seeds("compat")
+        .iter()
+        .filter_map(|v| {
+            v.pointer("/choices/0/message/content")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    for _ in 0..2000 {
+        let text: String = match rng.below(3) {
+            0 => (0..rng.below(200)).map(|_| *rng.pick(&alphabet)).collect(),
+            1 => {
+                let r = rng.pick(&replies);
+                r.chars().take(rng.below(r.chars().count() + 1)).collect()
+            }
+            _ => {
+                let mut chars: Vec<char> = rng.pick(&replies).chars().collect();
+                for _ in 0..=rng.below(5) {
+                    if !chars.is_empty() {
+                        let i = rng.below(chars.len());
+                        chars[i] = *rng.pick(&alphabet);
+                    }
+                }
+                chars.into_iter().collect()
+            }
+        };
+        let space = *rng.pick(SPACES);
+        let vp = *rng.pick(VIEWPORTS);
+        if let Ok(r) = compat::parse_reply(&text, space, vp) {
+            check(&r.actions, vp, &json!(text));
+        }
+    }
+}
