@@ -947,3 +947,168 @@ async fn an_unknown_secret_handle_is_refused_before_anything_starts() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("nope"), "{}", text(&out));
 }
+
+/// A stand-in for the Anthropic Messages API on loopback: serves recorded-shape GA toolset
+/// replies in order and keeps every request Airlock sent.
+async fn fake_anthropic(
+    replies: Vec<Value>,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let replies = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        replies,
+    )));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            let replies = replies.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 65536];
+                let (head_end, len) = loop {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                while buf.len() < head_end + len {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                log.lock()
+                    .expect("log")
+                    .push(String::from_utf8_lossy(&buf).to_string());
+                let reply = replies.lock().expect("replies").pop_front().unwrap_or_else(|| {
+                    serde_json::json!({"type":"error","error":{"type":"invalid_request_error","message":"no more replies"}})
+                });
+                let body = reply.to_string();
+                let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn toolset_reply(n: usize, calls: &[(&str, Value)]) -> Value {
+    let content: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, input))| serde_json::json!({"type":"tool_use","id":format!("toolu_{n}_{i}"),"name":name,"toolset_name":"computer","input":input}))
+        .collect();
+    serde_json::json!({"id":format!("msg_{n}"),"type":"message","role":"assistant","model":"claude-opus-5-5",
+        "content":content,"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":1000,"output_tokens":40}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_anthropic_adapter_runs_the_example_end_to_end_against_a_local_api() {
+    use serde_json::json;
+    let note = "RUN-78432 failed in step test: integration: test_refund_rounding (AssertionError 19.98 != 19.99).";
+    let replies = vec![
+        toolset_reply(
+            1,
+            &[
+                ("left_click", json!({"coordinate":[409,116]})),
+                ("type", json!({"text":"RUN-78432"})),
+                ("key", json!({"text":"Return"})),
+            ],
+        ),
+        toolset_reply(2, &[("wait", json!({"duration":5}))]),
+        toolset_reply(
+            3,
+            &[
+                ("left_click", json!({"coordinate":[189,336]})),
+                ("left_click", json!({"coordinate":[1037,510]})),
+            ],
+        ),
+        toolset_reply(4, &[("left_click", json!({"coordinate":[282,265]}))]),
+        toolset_reply(
+            5,
+            &[
+                ("left_click", json!({"coordinate":[944,405]})),
+                ("type", json!({"text":note})),
+            ],
+        ),
+        toolset_reply(6, &[("left_click", json!({"coordinate":[857,497]}))]),
+        json!({"id":"msg_7","type":"message","role":"assistant","model":"claude-opus-5-5",
+               "content":[{"type":"text","text":"Added the note to INC-2048."}],
+               "stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1000,"output_tokens":10}}),
+    ];
+    let (addr, seen) = fake_anthropic(replies).await;
+    let c = Case::new();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(root())
+        .arg("--home")
+        .arg(c.home())
+        .args([
+            "run",
+            EXAMPLE_TASK,
+            "--model",
+            "anthropic:claude-opus-5-5",
+            "--approvals",
+            "approve-all",
+        ])
+        .env("ANTHROPIC_API_KEY", "sk-ant-test-key-never-logged")
+        .env("ANTHROPIC_BASE_URL", format!("http://{addr}"))
+        .stdin(std::process::Stdio::null());
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        !t.contains("sk-ant-test-key"),
+        "the key never appears in output"
+    );
+    let id = run_id(&out);
+    assert_no_leftovers(&id);
+    let requests = seen.lock().expect("seen").clone();
+    assert_eq!(requests.len(), 7, "one request per model turn");
+    // Follow-ups answer every tool_use with a tool_result echoing the toolset.
+    assert!(
+        requests[1].contains("\"tool_result\"")
+            && requests[1].contains("\"toolset_name\":\"computer\"")
+    );
+    assert!(
+        requests[1].contains("toolu_1_2"),
+        "all three members of the batch are answered"
+    );
+    // The model never saw the credential the host typed.
+    assert!(requests
+        .iter()
+        .all(|r| !r.contains(airlock_portal::TEST_PASSWORD)));
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("session: authenticated")),
+        "told only that it is signed in"
+    );
+    let evs = events(&c.home(), &id);
+    assert!(!serde_json::to_string(&evs)
+        .expect("json")
+        .contains("sk-ant-test-key"));
+}

@@ -770,6 +770,12 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 ))
             }
         };
+        // The model learns only that the host signed in, never how.
+        let goal = if first_feedback.is_empty() {
+            m.task.goal.clone()
+        } else {
+            format!("{}\n\nsession: authenticated (the host signed in for you; you will never be given credentials)", m.task.goal)
+        };
         let mut feedback: Vec<StepFeedback> = first_feedback;
         let mut denials = 0u32;
         let mut invalid_in_a_row = 0u32;
@@ -813,7 +819,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             }
             step += 1;
             let ctx = ProposeContext {
-                goal: &m.task.goal,
+                goal: &goal,
                 step,
                 observation: &obs,
                 viewport,
@@ -976,13 +982,17 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     continue;
                 }
                 match self.one_action(live, step, i, action, &obs, m).await? {
-                    ActionEnd::Ran(msg) => {
-                        feedback.push(StepFeedback::ran(msg).with_acknowledged(acked.clone()))
-                    }
+                    ActionEnd::Ran(msg) => feedback.push(
+                        StepFeedback::ran(live.redactor.redact_str(&msg).0)
+                            .with_acknowledged(acked.clone()),
+                    ),
                     ActionEnd::Refused(msg) => {
                         denials += 1;
                         failed = true;
-                        feedback.push(StepFeedback::failed(msg).with_acknowledged(acked.clone()));
+                        feedback.push(
+                            StepFeedback::failed(live.redactor.redact_str(&msg).0)
+                                .with_acknowledged(acked.clone()),
+                        );
                         if denials > m.budgets.max_denials {
                             return Ok((
                                 End::Stopped(Outcome::BudgetExhausted {
@@ -995,7 +1005,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     }
                     ActionEnd::Failed(msg) => {
                         failed = true;
-                        feedback.push(StepFeedback::failed(msg).with_acknowledged(acked.clone()));
+                        feedback.push(
+                            StepFeedback::failed(live.redactor.redact_str(&msg).0)
+                                .with_acknowledged(acked.clone()),
+                        );
                     }
                     ActionEnd::Stop(outcome) => return Ok((End::Stopped(outcome), step, baseline)),
                 }
