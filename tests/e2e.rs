@@ -1112,3 +1112,205 @@ async fn the_anthropic_adapter_runs_the_example_end_to_end_against_a_local_api()
         .expect("json")
         .contains("sk-ant-test-key"));
 }
+
+fn openai_reply(n: usize, output: Value) -> Value {
+    serde_json::json!({"id": format!("resp_e2e{n:030}"), "object": "response", "created_at": 1767225601,
+        "status": "completed", "model": "gpt-5.5", "output": output, "parallel_tool_calls": true,
+        "tool_choice": "auto", "tools": [{"type": "computer"}],
+        "usage": {"input_tokens": 1000, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                  "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 1020}})
+}
+
+fn computer_call(n: usize, actions: Value) -> Value {
+    serde_json::json!([{"type": "computer_call", "id": format!("cu_{n}"), "call_id": format!("call_{n}"),
+        "actions": actions, "pending_safety_checks": [], "status": "completed"}])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_adapter_runs_the_example_end_to_end_against_a_local_api() {
+    use serde_json::json;
+    let note = "RUN-78432 failed in step test: integration: test_refund_rounding (AssertionError 19.98 != 19.99).";
+    let click = |x: i64, y: i64| json!({"type": "click", "button": "left", "x": x, "y": y});
+    let replies = vec![
+        openai_reply(
+            1,
+            computer_call(
+                1,
+                json!([click(409, 116), {"type": "type", "text": "RUN-78432"}, {"type": "keypress", "keys": ["ENTER"]}]),
+            ),
+        ),
+        openai_reply(2, computer_call(2, json!([{"type": "wait"}]))),
+        openai_reply(
+            3,
+            computer_call(3, json!([click(189, 336), click(1037, 510)])),
+        ),
+        openai_reply(4, computer_call(4, json!([click(282, 265)]))),
+        openai_reply(
+            5,
+            computer_call(5, json!([click(944, 405), {"type": "type", "text": note}])),
+        ),
+        openai_reply(6, computer_call(6, json!([click(857, 497)]))),
+        openai_reply(
+            7,
+            json!([{"type": "message", "id": "msg_7", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": "Added the note to INC-2048.", "annotations": []}]}]),
+        ),
+    ];
+    let (addr, seen) = fake_anthropic(replies).await;
+    let c = Case::new();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(root())
+        .arg("--home")
+        .arg(c.home())
+        .args([
+            "run",
+            EXAMPLE_TASK,
+            "--model",
+            "openai:gpt-5.5",
+            "--approvals",
+            "approve-all",
+        ])
+        .env("OPENAI_API_KEY", "sk-proj-test-key-never-logged")
+        .env("OPENAI_BASE_URL", format!("http://{addr}/v1"))
+        .stdin(std::process::Stdio::null());
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(!t.contains("sk-proj-test-key"));
+    let id = run_id(&out);
+    assert_no_leftovers(&id);
+    let requests = seen.lock().expect("seen").clone();
+    assert_eq!(requests.len(), 7, "one request per model turn");
+    assert!(requests[1].contains("computer_call_output") && requests[1].contains("call_1"));
+    assert!(requests
+        .iter()
+        .all(|r| !r.contains(airlock_portal::TEST_PASSWORD)));
+}
+
+/// Runs the example with a model served by the fake API; returns the requests it sent.
+async fn run_with_fake_model(
+    model: &str,
+    env: &[(&str, String)],
+    replies: Vec<Value>,
+) -> Vec<String> {
+    let (addr, seen) = fake_anthropic(replies).await;
+    let c = Case::new();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(root())
+        .arg("--home")
+        .arg(c.home())
+        .args([
+            "run",
+            EXAMPLE_TASK,
+            "--model",
+            model,
+            "--approvals",
+            "approve-all",
+        ])
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v.replace("ADDR", &addr.to_string()));
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert_no_leftovers(&run_id(&out));
+    let requests = seen.lock().expect("seen").clone();
+    assert!(requests
+        .iter()
+        .all(|r| !r.contains(airlock_portal::TEST_PASSWORD)));
+    requests
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gemini_adapter_runs_the_example_end_to_end_on_the_0_999_grid() {
+    use serde_json::json;
+    // Grid coordinates: x * 1280 / 1000, y * 800 / 1000 CSS pixels.
+    let g = |x: f64, y: f64| {
+        (
+            (x * 1000.0 / 1280.0).round() as i64,
+            (y * 1000.0 / 800.0).round() as i64,
+        )
+    };
+    let call = |i: usize, name: &str, args: Value| json!({"functionCall": {"id": format!("fc_{i}"), "name": name, "args": args}});
+    let click = |i: usize, x: f64, y: f64| {
+        let (gx, gy) = g(x, y);
+        call(i, "click", json!({"x": gx, "y": gy, "intent": "next step"}))
+    };
+    let reply = |n: usize, parts: Vec<Value>| {
+        json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 20, "totalTokenCount": 1020}, "modelVersion": "gemini-3.6-flash", "responseId": format!("e2e-{n}")})
+    };
+    let note = "RUN-78432 failed in step test: integration: test_refund_rounding (AssertionError).";
+    let replies = vec![
+        reply(
+            1,
+            vec![
+                click(1, 409.0, 116.0),
+                call(2, "type", json!({"text": "RUN-78432", "press_enter": true})),
+                call(3, "wait", json!({"seconds": 5})),
+            ],
+        ),
+        reply(2, vec![click(4, 189.0, 336.0), click(5, 1037.0, 510.0)]),
+        reply(3, vec![click(6, 282.0, 265.0)]),
+        reply(
+            4,
+            vec![
+                click(7, 944.0, 405.0),
+                call(8, "type", json!({"text": note})),
+            ],
+        ),
+        reply(5, vec![click(9, 857.0, 497.0)]),
+        reply(6, vec![json!({"text": "Added the note to INC-2048."})]),
+    ];
+    let requests = run_with_fake_model(
+        "gemini:gemini-3.6-flash",
+        &[
+            ("GEMINI_API_KEY", "test-gemini-key".into()),
+            ("GEMINI_BASE_URL", "http://ADDR".into()),
+        ],
+        replies,
+    )
+    .await;
+    assert_eq!(requests.len(), 6);
+    assert!(
+        requests[0].contains("generateContent"),
+        "{}",
+        &requests[0][..200.min(requests[0].len())]
+    );
+    assert!(requests[1].contains("functionResponse"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_model_behind_an_openai_compatible_server_runs_the_example_end_to_end() {
+    use serde_json::json;
+    let reply = |n: usize, text: &str| {
+        json!({"id": format!("chatcmpl-{n}"), "object": "chat.completion", "created": 1767225602,
+        "model": "Qwen/Qwen2.5-VL-7B-Instruct", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": null}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020}})
+    };
+    let replies = vec![
+        reply(1, "Thought: search.\nAction: click(409, 116)\nAction: type(\"RUN-78432\")\nAction: key(\"Return\")\nAction: wait(5)"),
+        reply(2, "Thought: open it.\nAction: click(189, 336)\nAction: click(1037, 510)"),
+        reply(3, "Action: click(282, 265)"),
+        reply(4, "Action: click(944, 405)\nAction: type(\"RUN-78432 failed in step test: integration: test_refund_rounding\")"),
+        reply(5, "Action: click(857, 497)"),
+        reply(6, "Thought: done.\nAction: done(\"Added the note to INC-2048.\")"),
+    ];
+    let requests = run_with_fake_model(
+        "openai-compat:Qwen/Qwen2.5-VL-7B-Instruct",
+        &[("OPENAI_COMPAT_BASE_URL", "http://ADDR/v1".into())],
+        replies,
+    )
+    .await;
+    assert_eq!(requests.len(), 6);
+    assert!(requests[0].contains("/v1/chat/completions"));
+    assert!(
+        requests[0].contains("image_url"),
+        "the screenshot is sent as an image"
+    );
+}
