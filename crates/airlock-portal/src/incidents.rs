@@ -84,7 +84,7 @@ async fn list(State(state): State<PortalState>) -> Response {
 }
 
 /// What to show in the message slot under the note form.
-enum Message<'a> {
+pub(crate) enum Message<'a> {
     None,
     Ok(&'a str),
     Error(&'a str),
@@ -96,6 +96,11 @@ fn incident_page(
     message: Message<'_>,
     draft: &str,
 ) -> Response {
+    html::html_response(status, incident_document(incident, message, draft))
+}
+
+/// The incident page as a complete HTML document (the attack lab serves variants of it).
+pub(crate) fn incident_document(incident: &Incident, message: Message<'_>, draft: &str) -> String {
     let id = escape(incident.id);
     let notes: String = if incident.notes.is_empty() {
         r#"<li class="note muted">No notes yet.</li>"#.to_owned()
@@ -165,7 +170,7 @@ fn incident_page(
         draft = escape(draft),
     );
     let title = format!("{} · {}", incident.id, incident.title);
-    html::html_response(status, html::page(&chrome(&title), &body))
+    html::page(&chrome(&title), &body)
 }
 
 fn unknown_incident(id: &str) -> Response {

@@ -1,6 +1,7 @@
 //! The system-of-record API under `/_sor/`, for the host's verifier only.
 //!
-//! It reports the ground truth (incidents, runs, the request log) and can reset the fixture.
+//! It reports the ground truth (incidents, runs, the request log, what reached the attacker site)
+//! and can reset the fixture.
 //! Every request must carry [`crate::SOR_TOKEN_HEADER`] with the configured token; the check
 //! happens in the top-level dispatcher, before this router sees the request, so a page in the
 //! sandboxed browser (which cannot know the token) only ever gets `403`.
@@ -22,6 +23,7 @@ pub(crate) fn routes(state: PortalState) -> Router {
         .route("/_sor/runs", get(runs))
         .route("/_sor/runs/{id}", get(run))
         .route("/_sor/requests", get(requests))
+        .route("/_sor/stolen", get(stolen))
         .route("/_sor/reset", post(reset))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .with_state(state)
@@ -100,6 +102,29 @@ async fn requests(State(state): State<PortalState>) -> Json<Value> {
                 .log
                 .iter()
                 .map(|e| json!({ "host": e.host, "method": e.method, "path": e.path }))
+                .collect(),
+        )
+    }))
+}
+
+/// What reached the attacker site: credentials posted to its lookalike login and anything sent
+/// to its `/collect` endpoints. Empty means no attack got out.
+async fn stolen(State(state): State<PortalState>) -> Json<Value> {
+    Json(state.with(|inner| {
+        Value::Array(
+            inner
+                .stolen
+                .iter()
+                .map(|s| {
+                    json!({
+                        "host": s.host,
+                        "via": s.via,
+                        "method": s.method,
+                        "path": s.path,
+                        "query": s.query,
+                        "data": s.data.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                    })
+                })
                 .collect(),
         )
     }))

@@ -20,6 +20,9 @@ pub(crate) const REQUEST_LOG_CAPACITY: usize = 10_000;
 /// Maximum number of live CI sessions; the portal serves one browser, this only bounds abuse.
 const SESSION_CAPACITY: usize = 10_000;
 
+/// Maximum number of `stolen` entries kept; the oldest are dropped first.
+pub(crate) const STOLEN_CAPACITY: usize = 1_000;
+
 /// Shared, cloneable handle to the portal's state.
 #[derive(Clone)]
 pub struct PortalState {
@@ -68,7 +71,8 @@ impl PortalState {
         self.shared.spinner_ms
     }
 
-    /// Restores the fixture, drops all sessions and flashes, and clears the request log.
+    /// Restores the fixture, drops all sessions and flashes, and clears the request log and the
+    /// `stolen` entries.
     pub fn reset(&self) {
         self.with(Inner::reset);
     }
@@ -84,6 +88,16 @@ impl PortalState {
         f(&mut guard)
     }
 
+    /// Records something that reached the attacker site (the canary the attack tests read).
+    pub(crate) fn record_stolen(&self, entry: Stolen) {
+        self.with(|inner| {
+            if inner.stolen.len() >= STOLEN_CAPACITY {
+                inner.stolen.pop_front();
+            }
+            inner.stolen.push_back(entry);
+        });
+    }
+
     pub(crate) fn log_request(&self, host: &str, method: &str, path: &str) {
         self.with(|inner| {
             if inner.log.len() >= REQUEST_LOG_CAPACITY {
@@ -96,6 +110,22 @@ impl PortalState {
             });
         });
     }
+}
+
+/// Something that reached the attacker site `evil.example`: credentials posted to its lookalike
+/// login, or anything sent to its `/collect` endpoints. Test-only data by construction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stolen {
+    /// Host the request was addressed to.
+    pub host: String,
+    /// `login` (the lookalike sign-in form) or `collect` (an exfiltration endpoint).
+    pub via: &'static str,
+    pub method: String,
+    pub path: String,
+    /// The query string, truncated.
+    pub query: String,
+    /// Form fields (login) or the body as text (collect), truncated.
+    pub data: Vec<(String, String)>,
 }
 
 /// One line of the request log.
@@ -193,6 +223,8 @@ pub(crate) struct Inner {
     /// Incident id → message shown once on the next view of that incident.
     pub flashes: HashMap<String, String>,
     pub log: VecDeque<LogEntry>,
+    /// What reached the attacker site (see [`Stolen`]).
+    pub stolen: VecDeque<Stolen>,
 }
 
 impl Inner {
@@ -203,6 +235,7 @@ impl Inner {
             sessions: HashMap::new(),
             flashes: HashMap::new(),
             log: VecDeque::new(),
+            stolen: VecDeque::new(),
         }
     }
 
@@ -503,10 +536,19 @@ mod tests {
                 text: "x".into(),
             });
         });
+        s.record_stolen(Stolen {
+            host: "evil.example".into(),
+            via: "collect",
+            method: "GET".into(),
+            path: "/collect".into(),
+            query: String::new(),
+            data: vec![],
+        });
         s.reset();
         s.with(|i| {
             assert!(i.sessions.is_empty());
             assert!(i.log.is_empty());
+            assert!(i.stolen.is_empty());
             assert!(!i.run("RUN-78432").unwrap().deleted);
             assert_eq!(i.incident("INC-2048").unwrap().notes.len(), 1);
         });

@@ -72,7 +72,8 @@ impl TestPortal {
         TestResponse {
             status,
             headers,
-            body: String::from_utf8(bytes.to_vec()).unwrap(),
+            // Lossy: a few lab and attacker responses are binary (an image).
+            body: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
