@@ -722,11 +722,6 @@ async fn a_secret_the_page_copies_into_a_url_or_text_stays_out_of_the_audit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the secrets broker types `{{secret:ci_password}}` into the lookalike on ci.example \
-            whose form posts to evil.example: its scope check (page host, frame origin, field \
-            kind) does not ask where the form sends the value, so the page's script gets the \
-            real password (its beacon is blocked and the submit denied, but the secret is in \
-            hostile script's hands)"]
 async fn a_secret_is_never_typed_into_a_form_that_posts_to_another_host() {
     let a = Attack::new().await;
     let task = a.task_edited("http://ci.example/lab/session-expired", with_ci_password);
@@ -1301,9 +1296,6 @@ async fn an_alert_loop_is_dismissed_and_the_run_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "beforeunload dialogs are dismissed with accept:false, which cancels the navigation: \
-            once the page has had a click, every navigation away fails with net::ERR_ABORTED and \
-            the agent is held on the page until a budget ends the run"]
 async fn a_beforeunload_trap_does_not_hold_the_agent() {
     let a = Attack::new().await;
     let run = a

@@ -1233,6 +1233,24 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         if let Action::Type { text, .. } = action {
             let field = element.as_ref().or(focused.as_ref());
             match (text, field) {
+                (TypedText::Secret(name), Some(f))
+                    if f.form.as_ref().is_some_and(|form| {
+                        let dest = airlock_core::host::WebUrl::parse(&form.action)
+                            .ok()
+                            .map(|u| u.host);
+                        !dest.is_some_and(|h| {
+                            live.broker.hosts(name).is_some_and(|hs| hs.contains(&h))
+                        })
+                    }) =>
+                {
+                    // The field's form would send the value elsewhere: never type it.
+                    secret_denial = Some((
+                        "secret.form_posts_out_of_scope".into(),
+                        format!(
+                            "secret `{name}` is not typed into a form that posts outside its hosts"
+                        ),
+                    ))
+                }
                 (TypedText::Secret(name), Some(f)) => {
                     match live.broker.authorize_typing(name, f, &page_url, &page_url) {
                         Ok(v) => {

@@ -318,11 +318,13 @@ impl BrowserSandbox {
         self.dialog_task = tokio::spawn(async move {
             while let Ok(ev) = events.recv().await {
                 if ev.method == "Page.javascriptDialogOpening" {
+                    // A beforeunload trap is answered "leave"; every other dialog is dismissed.
+                    let leave = ev.params["type"] == "beforeunload";
                     let _ = cdp
                         .call(
                             Some(&session),
                             "Page.handleJavaScriptDialog",
-                            json!({"accept": false}),
+                            json!({"accept": leave}),
                             t(2000),
                         )
                         .await;
