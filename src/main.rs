@@ -75,6 +75,16 @@ enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// Stop a running run before its next action (same as `airlock runs stop`).
+    Stop {
+        /// A run id or `latest`.
+        run: String,
+        /// Why (recorded in the audit).
+        #[arg(long, default_value = "stopped by the operator")]
+        reason: String,
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
     /// Stop a run, or release a stopped run that is frozen for inspection.
     Runs {
         #[command(subcommand)]
@@ -373,6 +383,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve(&cli.home, args).await,
         Command::Approvals { command } => approvals(&cli.home, command),
         Command::Runs { command } => runs(&cli.home, command),
+        Command::Stop {
+            run,
+            reason,
+            as_name,
+        } => runs(
+            &cli.home,
+            RunsCommand::Stop {
+                run,
+                reason,
+                as_name,
+            },
+        ),
         Command::Replay(args) => replay(&cli.home, args),
         Command::Reviewers { command } => reviewers(&cli.home, command),
     }

@@ -1314,3 +1314,50 @@ async fn an_open_model_behind_an_openai_compatible_server_runs_the_example_end_t
         "the screenshot is sent as an image"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn airlock_stop_from_another_process_stops_the_run() {
+    let c = Case::new();
+    let p = portal().await;
+    let task = c.task_for(&p);
+    let transcript = c.file(
+        "t.jsonl",
+        &[r#"{"airlock":{"kind":"wait","condition":{"until":"text_present","text":"never shown"},"timeout_ms":3000}}"#; 4].join("\n"),
+    );
+    let child = std::process::Command::new(BIN)
+        .current_dir(root())
+        .arg("--home")
+        .arg(c.home())
+        .args(["run", task.to_str().expect("utf8"), "--model"])
+        .arg(format!("scripted:{}", transcript.display()))
+        .args(["--approvals", "deny"])
+        .env("TEST_SOR_TOKEN", &p.sor_token)
+        .env("CI_READONLY_PASSWORD", airlock_portal::TEST_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stopped = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let out = c
+            .airlock(
+                &["stop", "latest", "--reason", "enough", "--as", "olga"],
+                None,
+            )
+            .await;
+        if out.status.code() == Some(0) {
+            stopped = true;
+            break;
+        }
+    }
+    assert!(stopped, "airlock stop was accepted");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(t.contains("olga"), "{t}");
+    assert_no_leftovers(&run_id(&out));
+}
