@@ -1361,3 +1361,41 @@ async fn airlock_stop_from_another_process_stops_the_run() {
     assert!(t.contains("olga"), "{t}");
     assert_no_leftovers(&run_id(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_budget_stops_a_live_model_run() {
+    use serde_json::json;
+    let c = Case::new();
+    let text_in = std::fs::read_to_string(root().join(EXAMPLE_TASK)).expect("task");
+    let task = c.file(
+        "tokens.toml",
+        &text_in.replace("max_denials = 3", "max_denials = 3\nmax_tokens = 2500"),
+    );
+    let replies = vec![
+        toolset_reply(1, &[("left_click", json!({"coordinate":[409,116]}))]),
+        toolset_reply(2, &[("left_click", json!({"coordinate":[409,116]}))]),
+        toolset_reply(3, &[("left_click", json!({"coordinate":[409,116]}))]),
+    ];
+    let (addr, _seen) = fake_anthropic(replies).await;
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(root())
+        .arg("--home")
+        .arg(c.home())
+        .args([
+            "run",
+            task.to_str().expect("utf8"),
+            "--model",
+            "anthropic:claude-opus-5-5",
+            "--approvals",
+            "deny",
+        ])
+        .env("ANTHROPIC_API_KEY", "k")
+        .env("ANTHROPIC_BASE_URL", format!("http://{addr}"))
+        .stdin(std::process::Stdio::null());
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{t}");
+    assert!(t.contains("3120 model tokens (max 2500)"), "{t}");
+}

@@ -202,6 +202,12 @@ pub struct Budgets {
     /// How long a stopped run's browser is kept frozen for inspection before teardown.
     #[serde(default)]
     pub freeze_secs: u64,
+    /// Model tokens (input + output) the run may use, when the provider reports usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Model cost in USD the run may use, when the provider reports a priced usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
 }
 
 fn default_max_invalid() -> u32 {
@@ -234,6 +240,8 @@ impl Default for Budgets {
             max_invalid: default_max_invalid(),
             max_actions_per_minute: default_max_actions_per_minute(),
             freeze_secs: 0,
+            max_tokens: None,
+            max_cost_usd: None,
         }
     }
 }

@@ -779,6 +779,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         let mut feedback: Vec<StepFeedback> = first_feedback;
         let mut denials = 0u32;
         let mut invalid_in_a_row = 0u32;
+        let (mut tokens, mut cost) = (0u64, 0f64);
         let mut step = 0u32;
 
         loop {
@@ -873,6 +874,26 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     p
                 }
             };
+            // Token and cost budgets, from the usage the provider reports.
+            if let Some(u) = &proposal.usage {
+                tokens += u.input_tokens + u.output_tokens;
+                cost += u.cost_usd.unwrap_or(0.0);
+            }
+            let over = match (m.budgets.max_tokens, m.budgets.max_cost_usd) {
+                (Some(max), _) if tokens > max => {
+                    Some(format!("{tokens} model tokens (max {max})"))
+                }
+                (_, Some(max)) if cost > max => Some(format!("${cost:.4} model cost (max ${max})")),
+                _ => None,
+            };
+            if let Some(what) = over {
+                self.record(live, "proposal", json!({"step": step, "source": proposal.source, "actions": proposal.actions, "usage": proposal.usage, "not_executed": "budget"}), &[])?;
+                return Ok((
+                    End::Stopped(Outcome::BudgetExhausted { what }),
+                    step,
+                    baseline,
+                ));
+            }
             // Text typed into a focused password field is not written down, not even in the raw
             // payload. (The secrets broker generalises this to every known secret value.)
             let hidden: Vec<String> = if is_password_field(obs.focused.as_ref()) {
