@@ -17,6 +17,7 @@
 
 use super::http::{join, secret_header, Http};
 use super::prompt::{self, Finish};
+use super::TurnError;
 use super::{
     json_body, rejected, screenshot, tag_raw, Outcome, Pending, Shot, PRUNED_SCREENSHOT,
     PRUNED_SNAPSHOT,
@@ -173,12 +174,6 @@ pub struct AnthropicProvider {
     pending: Pending<Call>,
     /// The feedback to answer with again after a reply that could not be read.
     retry_feedback: Option<Vec<StepFeedback>>,
-}
-
-enum TurnError {
-    /// Nothing was added to the conversation; the next turn resends it.
-    Uncommitted(ProviderError),
-    Committed(ProviderError),
 }
 
 impl AnthropicProvider {
@@ -470,18 +465,21 @@ impl Provider for AnthropicProvider {
     }
 
     async fn propose(&mut self, ctx: ProposeContext<'_>) -> Result<Proposal, ProviderError> {
-        let feedback = self
-            .retry_feedback
-            .take()
-            .unwrap_or_else(|| ctx.feedback.to_vec());
-        match self.turn(&ctx, &feedback).await {
-            Ok(p) => Ok(p),
-            Err(TurnError::Committed(e)) => Err(e),
-            Err(TurnError::Uncommitted(e)) => {
-                self.retry_feedback = Some(feedback);
-                Err(e)
-            }
-        }
+        super::propose_resending(self, ctx).await
+    }
+}
+
+impl super::Turns for AnthropicProvider {
+    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>> {
+        &mut self.retry_feedback
+    }
+
+    fn turn_once<'a>(
+        &'a mut self,
+        ctx: &'a ProposeContext<'_>,
+        feedback: &'a [StepFeedback],
+    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a {
+        self.turn(ctx, feedback)
     }
 }
 

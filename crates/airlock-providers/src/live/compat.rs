@@ -8,6 +8,7 @@
 
 use super::http::{join, secret_header, Http};
 use super::prompt::{self, Finish};
+use super::TurnError;
 use super::{
     action_lines, json_body, rejected, screenshot, Pending, Shot, PRUNED_SCREENSHOT,
     PRUNED_SNAPSHOT,
@@ -34,11 +35,6 @@ pub struct CompatProvider {
     /// One entry per action of the last reply (its `Display`).
     pending: Pending<String>,
     retry_feedback: Option<Vec<StepFeedback>>,
-}
-
-enum TurnError {
-    Uncommitted(ProviderError),
-    Committed(ProviderError),
 }
 
 impl CompatProvider {
@@ -250,17 +246,20 @@ impl Provider for CompatProvider {
     }
 
     async fn propose(&mut self, ctx: ProposeContext<'_>) -> Result<Proposal, ProviderError> {
-        let feedback = self
-            .retry_feedback
-            .take()
-            .unwrap_or_else(|| ctx.feedback.to_vec());
-        match self.turn(&ctx, &feedback).await {
-            Ok(p) => Ok(p),
-            Err(TurnError::Committed(e)) => Err(e),
-            Err(TurnError::Uncommitted(e)) => {
-                self.retry_feedback = Some(feedback);
-                Err(e)
-            }
-        }
+        super::propose_resending(self, ctx).await
+    }
+}
+
+impl super::Turns for CompatProvider {
+    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>> {
+        &mut self.retry_feedback
+    }
+
+    fn turn_once<'a>(
+        &'a mut self,
+        ctx: &'a ProposeContext<'_>,
+        feedback: &'a [StepFeedback],
+    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a {
+        self.turn(ctx, feedback)
     }
 }

@@ -16,6 +16,7 @@
 
 use super::http::{join, secret_header, Http};
 use super::prompt::{self, Finish};
+use super::TurnError;
 use super::{
     acknowledged, json_body, rejected, screenshot, tag_raw, Outcome, Pending, Shot,
     PRUNED_SCREENSHOT, PRUNED_SNAPSHOT,
@@ -66,11 +67,6 @@ pub struct GeminiProvider {
     contents: Vec<Value>,
     pending: Pending<Call>,
     retry_feedback: Option<Vec<StepFeedback>>,
-}
-
-enum TurnError {
-    Uncommitted(ProviderError),
-    Committed(ProviderError),
 }
 
 impl GeminiProvider {
@@ -375,18 +371,21 @@ impl Provider for GeminiProvider {
     }
 
     async fn propose(&mut self, ctx: ProposeContext<'_>) -> Result<Proposal, ProviderError> {
-        let feedback = self
-            .retry_feedback
-            .take()
-            .unwrap_or_else(|| ctx.feedback.to_vec());
-        match self.turn(&ctx, &feedback).await {
-            Ok(p) => Ok(p),
-            Err(TurnError::Committed(e)) => Err(e),
-            Err(TurnError::Uncommitted(e)) => {
-                self.retry_feedback = Some(feedback);
-                Err(e)
-            }
-        }
+        super::propose_resending(self, ctx).await
+    }
+}
+
+impl super::Turns for GeminiProvider {
+    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>> {
+        &mut self.retry_feedback
+    }
+
+    fn turn_once<'a>(
+        &'a mut self,
+        ctx: &'a ProposeContext<'_>,
+        feedback: &'a [StepFeedback],
+    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a {
+        self.turn(ctx, feedback)
     }
 }
 

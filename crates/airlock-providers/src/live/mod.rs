@@ -32,6 +32,7 @@ pub use gemini::GeminiProvider;
 pub use openai::{OpenAiProvider, OpenAiTool};
 
 use crate::image::{fit_png, ImageLimits};
+use crate::Proposal;
 use crate::{ProposeContext, ProviderError, StepFeedback, NOT_EXECUTED};
 use airlock_core::coords::{CoordSpace, Viewport};
 use base64::Engine as _;
@@ -298,6 +299,45 @@ pub(crate) fn tag_raw(raw: &Value, provider: &str, frame: Option<Value>) -> Valu
         obj.insert("frame".into(), f);
     }
     Value::Object(obj)
+}
+
+/// How a turn failed: whether anything was added to the conversation.
+pub(crate) enum TurnError {
+    /// Nothing was added to the conversation; the next turn resends it.
+    Uncommitted(ProviderError),
+    Committed(ProviderError),
+}
+
+/// One turn of a live adapter, as [`propose_resending`] drives it.
+pub(crate) trait Turns: Send {
+    /// Where the feedback of a turn that must be resent is kept.
+    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>>;
+
+    fn turn_once<'a>(
+        &'a mut self,
+        ctx: &'a ProposeContext<'_>,
+        feedback: &'a [StepFeedback],
+    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a;
+}
+
+/// Every adapter's `propose`: a turn that failed before anything was added to the conversation
+/// keeps its feedback, so the next `propose` answers the same calls again.
+pub(crate) async fn propose_resending<T: Turns>(
+    t: &mut T,
+    ctx: ProposeContext<'_>,
+) -> Result<Proposal, ProviderError> {
+    let feedback = t
+        .retry_slot()
+        .take()
+        .unwrap_or_else(|| ctx.feedback.to_vec());
+    match t.turn_once(&ctx, &feedback).await {
+        Ok(p) => Ok(p),
+        Err(TurnError::Committed(e)) => Err(e),
+        Err(TurnError::Uncommitted(e)) => {
+            *t.retry_slot() = Some(feedback);
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

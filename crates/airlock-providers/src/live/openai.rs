@@ -14,6 +14,7 @@
 
 use super::http::{join, secret_header, Http};
 use super::prompt::{self, Finish};
+use super::TurnError;
 use super::{
     acknowledged, action_lines, json_body, outcome_summary, rejected, screenshot, tag_raw, Pending,
     Shot, PRUNED_SCREENSHOT, PRUNED_SNAPSHOT,
@@ -104,11 +105,6 @@ pub struct OpenAiProvider {
     /// A 1x1 PNG data URL standing in for pruned or missing screenshots (the output item
     /// requires an image).
     placeholder: String,
-}
-
-enum TurnError {
-    Uncommitted(ProviderError),
-    Committed(ProviderError),
 }
 
 impl OpenAiProvider {
@@ -462,18 +458,21 @@ impl Provider for OpenAiProvider {
     }
 
     async fn propose(&mut self, ctx: ProposeContext<'_>) -> Result<Proposal, ProviderError> {
-        let feedback = self
-            .retry_feedback
-            .take()
-            .unwrap_or_else(|| ctx.feedback.to_vec());
-        match self.turn(&ctx, &feedback).await {
-            Ok(p) => Ok(p),
-            Err(TurnError::Committed(e)) => Err(e),
-            Err(TurnError::Uncommitted(e)) => {
-                self.retry_feedback = Some(feedback);
-                Err(e)
-            }
-        }
+        super::propose_resending(self, ctx).await
+    }
+}
+
+impl super::Turns for OpenAiProvider {
+    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>> {
+        &mut self.retry_feedback
+    }
+
+    fn turn_once<'a>(
+        &'a mut self,
+        ctx: &'a ProposeContext<'_>,
+        feedback: &'a [StepFeedback],
+    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a {
+        self.turn(ctx, feedback)
     }
 }
 
