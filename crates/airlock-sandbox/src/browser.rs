@@ -432,40 +432,51 @@ impl BrowserSandbox {
 
     /// Facts about the element that has keyboard focus, if any.
     pub async fn focused(&mut self) -> Result<Option<ElementFacts>, SandboxError> {
-        let ctx = self.world().await?;
-        let doc = self
-            .page(
-                "Runtime.evaluate",
-                json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
-            )
-            .await;
-        let doc = match doc {
-            Ok(d) => d,
-            Err(_) => {
-                self.world = None;
-                return Ok(None);
-            }
-        };
-        let Some(doc_obj) = doc["result"]["objectId"].as_str() else {
+        let f = self.call_on_document(js::FOCUSED, json!([]), false).await?;
+        let Some(obj) = f["objectId"].as_str() else {
             return Ok(None);
         };
-        let f = self
-            .page(
-                "Runtime.callFunctionOn",
-                json!({"functionDeclaration": js::FOCUSED, "objectId": doc_obj, "objectGroup": "airlock"}),
-            )
-            .await?;
-        let Some(obj) = f["result"]["objectId"].as_str().map(str::to_string) else {
-            return Ok(None);
-        };
-        let node = self
-            .page("DOM.describeNode", json!({"objectId": obj}))
-            .await?;
-        let Some(backend) = node["node"]["backendNodeId"].as_i64() else {
+        let Some(backend) = self.backend_of(obj).await else {
             return Ok(None);
         };
         let r = self.describe(backend).await?;
         Ok(Some(r.0))
+    }
+
+    /// Calls `function` with `this` = the page's document in Airlock's isolated world (recreated
+    /// once if a navigation destroyed it) and returns CDP's `result` object: the value when
+    /// `by_value`, else a remote object in the `airlock` group.
+    async fn call_on_document(
+        &mut self,
+        function: &str,
+        args: Value,
+        by_value: bool,
+    ) -> Result<Value, SandboxError> {
+        for _ in 0..2 {
+            let ctx = self.world().await?;
+            let Ok(doc) = self
+                .page(
+                    "Runtime.evaluate",
+                    json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
+                )
+                .await
+            else {
+                self.world = None;
+                continue;
+            };
+            let Some(doc_obj) = doc["result"]["objectId"].as_str() else {
+                return Err(SandboxError::Page("the page has no document".into()));
+            };
+            let r = self
+                .page(
+                    "Runtime.callFunctionOn",
+                    json!({"functionDeclaration": function, "objectId": doc_obj, "objectGroup": "airlock",
+                           "arguments": args, "returnByValue": by_value}),
+                )
+                .await?;
+            return Ok(r["result"].clone());
+        }
+        Err(SandboxError::Page("page context unavailable".into()))
     }
 
     /// Resolves a target to exactly one element, or fails closed with the reason.
@@ -628,54 +639,24 @@ impl BrowserSandbox {
     /// If the topmost element at `p` is a see-through layer over an interactive element,
     /// describes the covered element.
     async fn transparent_cover(&mut self, p: Point) -> Option<String> {
-        let ctx = self.world().await.ok()?;
-        let doc = self
-            .page(
-                "Runtime.evaluate",
-                json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
-            )
-            .await
-            .ok()?;
-        let obj = doc["result"]["objectId"].as_str()?.to_string();
         let r = self
-            .page(
-                "Runtime.callFunctionOn",
-                json!({"functionDeclaration": js::TRANSPARENT_COVER, "objectId": obj,
-                       "arguments": [{"value": p.x}, {"value": p.y}], "returnByValue": true}),
+            .call_on_document(
+                js::TRANSPARENT_COVER,
+                json!([{"value": p.x}, {"value": p.y}]),
+                true,
             )
             .await
             .ok()?;
-        r["result"]["value"].as_str().map(str::to_string)
+        r["value"].as_str().map(str::to_string)
     }
 
     /// The actionable element a click at `p` would reach (as a remote object in Airlock's
     /// isolated world), descending into same-origin frames; `None` if nothing is there.
     async fn hit_object(&mut self, p: Point) -> Result<Option<String>, SandboxError> {
-        for _ in 0..2 {
-            let ctx = self.world().await?;
-            let doc = self
-                .page(
-                    "Runtime.evaluate",
-                    json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
-                )
-                .await;
-            let Ok(doc) = doc else {
-                self.world = None;
-                continue;
-            };
-            let Some(doc_obj) = doc["result"]["objectId"].as_str() else {
-                return Ok(None);
-            };
-            let r = self
-                .page(
-                    "Runtime.callFunctionOn",
-                    json!({"functionDeclaration": js::HIT, "objectId": doc_obj, "objectGroup": "airlock",
-                           "arguments": [{"value": p.x}, {"value": p.y}]}),
-                )
-                .await?;
-            return Ok(r["result"]["objectId"].as_str().map(str::to_string));
-        }
-        Err(SandboxError::Page("page context unavailable".into()))
+        let r = self
+            .call_on_document(js::HIT, json!([{"value": p.x}, {"value": p.y}]), false)
+            .await?;
+        Ok(r["objectId"].as_str().map(str::to_string))
     }
 
     async fn backend_of(&self, obj: &str) -> Option<i64> {
@@ -1101,22 +1082,8 @@ impl BrowserSandbox {
         if needles.is_empty() {
             return Ok(Vec::new());
         }
-        let ctx = self.world().await?;
-        let doc = self
-            .page(
-                "Runtime.evaluate",
-                json!({"expression": "document", "contextId": ctx, "objectGroup": "airlock"}),
-            )
-            .await?;
-        let Some(obj) = doc["result"]["objectId"].as_str().map(str::to_string) else {
-            return Ok(Vec::new());
-        };
         let r = self
-            .page(
-                "Runtime.callFunctionOn",
-                json!({"functionDeclaration": js::RECTS_SHOWING, "objectId": obj,
-                       "arguments": [{"value": needles}], "returnByValue": true}),
-            )
+            .call_on_document(js::RECTS_SHOWING, json!([{"value": needles}]), true)
             .await?;
         let _ = self
             .page(
@@ -1124,7 +1091,7 @@ impl BrowserSandbox {
                 json!({"objectGroup": "airlock"}),
             )
             .await;
-        Ok(r["result"]["value"]
+        Ok(r["value"]
             .as_array()
             .map(|rs| {
                 rs.iter()

@@ -427,6 +427,40 @@ fn kill(pid: u32) {
     }
 }
 
+/// Killed processes take a moment to leave: waits (bounded) until none of the run's processes
+/// and nothing in its network namespace is left, killing stragglers, and notes what it killed.
+async fn kill_stragglers(
+    browser_pid: u32,
+    run_id: &str,
+    netns: Option<&str>,
+    killed: &mut BTreeSet<u32>,
+) {
+    for _ in 0..60 {
+        let left = run_processes(browser_pid, run_id);
+        let ns_busy = netns.is_some_and(namespace_in_use);
+        if left.is_empty() && !ns_busy {
+            break;
+        }
+        for pid in &left {
+            kill(*pid);
+            killed.insert(*pid);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Deletes a run directory, retrying briefly while dying processes still hold files in it.
+async fn remove_run_dir(dir: &Path) -> bool {
+    for _ in 0..20 {
+        let _ = std::fs::remove_dir_all(dir);
+        if !dir.exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Kills every process of the run, reaps the browser, removes the run directory.
 pub async fn teardown(
     mut child: Child,
@@ -452,31 +486,9 @@ pub async fn teardown(
         let _ = tokio::time::timeout(Duration::from_millis(100), child.wait()).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-    // Killed processes take a moment to leave; wait (bounded) until none of the run's
-    // processes and nothing in its network namespace is left, killing stragglers.
-    for _ in 0..60 {
-        let left = run_processes(browser_pid, run_id);
-        let ns_busy = netns.is_some_and(namespace_in_use);
-        if left.is_empty() && !ns_busy {
-            break;
-        }
-        for pid in &left {
-            kill(*pid);
-            killed.insert(*pid);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kill_stragglers(browser_pid, run_id, netns, &mut killed).await;
     let remaining: Vec<u32> = run_processes(browser_pid, run_id).into_iter().collect();
-
-    let mut removed = false;
-    for _ in 0..20 {
-        let _ = std::fs::remove_dir_all(run_dir);
-        if !run_dir.exists() {
-            removed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let removed = remove_run_dir(run_dir).await;
     TeardownReport {
         browser_pid,
         processes_killed: killed.into_iter().collect(),
@@ -497,25 +509,15 @@ pub fn run_dir_for(scratch_root: &Path, run_id: &str) -> PathBuf {
 /// run's environment marker and descent) and deletes its directory. Returns the evidence.
 pub async fn reap_orphan(run_id: &str, scratch_root: &Path) -> TeardownReport {
     let mut killed = BTreeSet::new();
-    for _ in 0..60 {
-        let left = run_processes(0, run_id);
-        if left.is_empty() {
-            break;
-        }
-        for pid in &left {
-            kill(*pid);
-            killed.insert(*pid);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kill_stragglers(0, run_id, None, &mut killed).await;
     let dir = run_dir_for(scratch_root, run_id);
-    let _ = std::fs::remove_dir_all(&dir);
+    let removed = remove_run_dir(&dir).await;
     TeardownReport {
         browser_pid: 0,
         processes_killed: killed.into_iter().collect(),
         processes_remaining: run_processes(0, run_id).into_iter().collect(),
         run_dir: dir.display().to_string(),
-        run_dir_removed: !dir.exists(),
+        run_dir_removed: removed,
         network_namespace: None,
         namespace_released: true,
     }
