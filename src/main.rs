@@ -2,8 +2,7 @@
 //! library crates so tests can call it without spawning processes.
 
 use airlock_audit::{AuditStore, SqliteStore};
-use airlock_core::host::HostName;
-use airlock_core::manifest::{TaskManifest, BUNDLED_PORTAL};
+use airlock_core::manifest::TaskManifest;
 use airlock_engine::approval::ApprovalMode;
 use airlock_engine::{Engine, Outcome, Reporter, RunSpec};
 use airlock_review::{
@@ -612,6 +611,40 @@ fn open_store(home: &Path) -> anyhow::Result<Arc<SqliteStore>> {
     })?))
 }
 
+/// Starts the bundled portal in-process on a free loopback port when `spec`'s manifest maps a
+/// host to it, and points the run at it (hosts, system-of-record token, test-only password).
+/// The returned handle keeps the portal alive.
+async fn with_bundled_portal(
+    spec: RunSpec,
+) -> anyhow::Result<(RunSpec, Option<airlock_portal::PortalHandle>)> {
+    if !spec.manifest.uses_bundled_portal() {
+        return Ok((spec, None));
+    }
+    let handle = airlock_portal::start(
+        "127.0.0.1:0".parse()?,
+        airlock_portal::PortalConfig {
+            spinner_ms: spec.manifest.portal.spinner_ms,
+            sor_token: String::new(),
+        },
+    )
+    .await
+    .context("cannot start the bundled portal")?;
+    // The portal's test-only credentials stand in for CI_READONLY_PASSWORD when the variable is
+    // unset; they are not a real secret.
+    let spec = spec.with_bundled_portal(
+        handle.addr,
+        (
+            airlock_portal::SOR_TOKEN_HEADER.to_string(),
+            handle.sor_token.clone(),
+        ),
+        [(
+            "CI_READONLY_PASSWORD".to_string(),
+            airlock_portal::TEST_PASSWORD.to_string(),
+        )],
+    );
+    Ok((spec, Some(handle)))
+}
+
 async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(&args.task)
         .map_err(|e| usage(format!("cannot read `{}`: {e}", args.task.display())))?;
@@ -687,20 +720,10 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
         &airlock_engine::recover_orphans(store.as_ref(), &std::env::temp_dir()).await?,
     );
 
-    // Hosts mapped to the bundled portal are served in-process on a free loopback port.
-    let mut host_map = airlock_engine::static_host_map(&manifest);
-    // The bundled portal's test-only credentials stand in for CI_READONLY_PASSWORD when the
-    // task runs against it and the variable is unset; they are not a real secret.
-    let mut secret_defaults = std::collections::BTreeMap::new();
-    if manifest.uses_bundled_portal() {
-        secret_defaults.insert(
-            "CI_READONLY_PASSWORD".to_string(),
-            airlock_portal::TEST_PASSWORD.to_string(),
-        );
-    }
-    let mut sor_header = match (
-        &manifest.verifier.header_name,
-        &manifest.verifier.header_env,
+    let mut spec = RunSpec::new(manifest, args.model.clone());
+    spec.sor_header = match (
+        &spec.manifest.verifier.header_name,
+        &spec.manifest.verifier.header_env,
     ) {
         (Some(name), Some(var)) => Some((
             name.clone(),
@@ -712,31 +735,8 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
         )),
         _ => None,
     };
-    let _portal = if manifest.uses_bundled_portal() {
-        let handle = airlock_portal::start(
-            "127.0.0.1:0".parse()?,
-            airlock_portal::PortalConfig {
-                spinner_ms: manifest.portal.spinner_ms,
-                sor_token: String::new(),
-            },
-        )
-        .await
-        .context("cannot start the bundled portal")?;
-        for (h, v) in &manifest.hosts {
-            if v == BUNDLED_PORTAL {
-                host_map.insert(HostName::parse(h)?, handle.addr);
-            }
-        }
-        if sor_header.is_none() {
-            sor_header = Some((
-                airlock_portal::SOR_TOKEN_HEADER.to_string(),
-                handle.sor_token.clone(),
-            ));
-        }
-        Some(handle)
-    } else {
-        None
-    };
+    // Hosts mapped to the bundled portal are served in-process on a free loopback port.
+    let (spec, _portal) = with_bundled_portal(spec).await?;
 
     // SIGINT / SIGTERM stop the run between actions: it is frozen, verified, torn down, sealed.
     let stop = Arc::new(SignalStop::default());
@@ -770,12 +770,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
     };
     let report = engine
         .run(RunSpec {
-            manifest,
-            host_map,
-            sor_header,
-            run_id: None,
             chromium: args.chromium,
-            model: args.model.clone(),
             // Ctrl-C / SIGTERM, and the Stop button of `airlock serve` (or `airlock runs stop`).
             control: Some(match review {
                 Some(r) => {
@@ -784,12 +779,12 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
                 None => stop,
             }),
             policies,
-            secret_defaults,
             isolation: if args.insecure_no_sandbox {
                 airlock_sandbox::Isolation::InsecureHost
             } else {
                 airlock_sandbox::Isolation::Namespaces
             },
+            ..spec
         })
         .await
         .map_err(|e| match e {

@@ -156,6 +156,55 @@ pub struct RunSpec {
     pub secret_defaults: BTreeMap<String, String>,
 }
 
+impl RunSpec {
+    /// A spec for `manifest` with the defaults of `airlock run`: `[hosts]` entries that are
+    /// addresses mapped, namespaces on, no operator policies, a fresh run id.
+    pub fn new(manifest: TaskManifest, model: impl Into<String>) -> Self {
+        let host_map = static_host_map(&manifest);
+        RunSpec {
+            manifest,
+            host_map,
+            sor_header: None,
+            run_id: None,
+            chromium: None,
+            model: model.into(),
+            control: None,
+            isolation: Isolation::Namespaces,
+            policies: Vec::new(),
+            secret_defaults: BTreeMap::new(),
+        }
+    }
+
+    /// Points every host the manifest maps to `bundled-portal` at a portal the caller started
+    /// on `addr`. `sor_header` is the portal's system-of-record token header, used by the
+    /// verifier unless the manifest names its own; `test_secrets` are the portal's test-only
+    /// credentials (e.g. `CI_READONLY_PASSWORD`), used only for unset variables.
+    ///
+    /// Every front end that runs tasks against the bundled portal (`airlock run`, `airlock mcp`,
+    /// `airlock eval`) wires it the same way through here.
+    pub fn with_bundled_portal(
+        mut self,
+        addr: SocketAddr,
+        sor_header: (String, String),
+        test_secrets: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        for (h, v) in &self.manifest.hosts {
+            if v == airlock_core::manifest::BUNDLED_PORTAL {
+                if let Ok(host) = HostName::parse(h) {
+                    self.host_map.insert(host, addr);
+                }
+            }
+        }
+        if self.sor_header.is_none() {
+            self.sor_header = Some(sor_header);
+        }
+        for (k, v) in test_secrets {
+            self.secret_defaults.entry(k).or_insert(v);
+        }
+        self
+    }
+}
+
 /// A token that an action may execute: only built from a recorded decision (and approval).
 pub struct Authorized<'a> {
     action: &'a Action,
