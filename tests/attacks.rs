@@ -1080,9 +1080,6 @@ async fn a_button_swapped_as_the_pointer_arrives_is_not_clicked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "requests a page script sends are checked by host only: reading /lab/csrf on an \
-            allowed host lets its fetch POST /incidents/INC-9911/resolve, an effect the manifest \
-            never declared"]
 async fn a_page_script_cannot_post_to_a_path_the_task_never_declared() {
     let a = Attack::new().await;
     let run = a
@@ -1097,6 +1094,30 @@ async fn a_page_script_cannot_post_to_a_path_the_task_never_declared() {
         .await;
     a.assert_safe().await;
     run.assert_block_recorded("incidents.example/incidents/INC-9911/resolve");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_cannot_submit_a_form_to_the_declared_path_on_its_own() {
+    // Submitting to INC-2048/notes is declared, but only a step the gate authorised (and a
+    // human approved) may send it: a form the page submits from a timer is refused.
+    let a = Attack::new().await;
+    let before = a.sor("/_sor/incidents/INC-2048").await;
+    let run = a
+        .run(
+            &a.task("http://incidents.example/lab/"),
+            &[
+                navigate("http://incidents.example/lab/csrf-note"),
+                screenshot(),
+            ],
+            &[],
+        )
+        .await;
+    a.assert_safe().await;
+    assert_eq!(a.sor("/_sor/incidents/INC-2048").await, before);
+    let blocked = run.intercepted("incidents.example/incidents/INC-2048/notes");
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    let reason = blocked[0]["payload"]["reason"].as_str().unwrap();
+    assert!(reason.contains("needs an approved step"), "{reason}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1339,11 +1360,16 @@ fn downloads(run: &Run) -> Vec<&Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn drive_by_downloads_are_quarantined_hashed_and_destroyed() {
+async fn declared_downloads_are_quarantined_hashed_and_destroyed() {
+    // Even a download the task declares (`download` on /lab/files/*) never leaves the run's
+    // quarantine; `a_download_the_task_does_not_declare_is_refused` covers the undeclared case.
     let a = Attack::new().await;
+    let task = a.task_edited("http://ci.example/lab/download", |t| {
+        t + "\n[[effects]]\nhost = \"ci.example\"\npaths = [\"/lab/files/*\"]\nallow = [\"download\"]\n"
+    });
     let run = a
         .run(
-            &a.task("http://ci.example/lab/download"),
+            &task,
             // The page downloads update.sh by itself; the agent clicks "Download installer".
             &[click(220, 220)],
             &[],
@@ -1378,9 +1404,6 @@ async fn drive_by_downloads_are_quarantined_hashed_and_destroyed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "downloads are quarantined and hashed but never gated: the manifest declares no \
-            `download` effect, yet a script-triggered download and a click on an attachment \
-            link both complete without a decision or an approval"]
 async fn a_download_the_task_does_not_declare_is_refused() {
     let a = Attack::new().await;
     let run = a
@@ -1392,6 +1415,18 @@ async fn a_download_the_task_does_not_declare_is_refused() {
         .await;
     a.assert_safe().await;
     assert!(downloads(&run).is_empty(), "{:?}", downloads(&run));
+    // Both the page's own download and the one the click started were refused, with the path.
+    let refused: Vec<&Value> = run
+        .of_kind("intercept")
+        .into_iter()
+        .filter(|e| e["payload"]["event"] == "download_refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    for r in refused {
+        let reason = r["payload"]["reason"].as_str().unwrap();
+        assert!(reason.contains("ci.example/lab/files/"), "{reason}");
+        assert!(reason.contains("`download` is not declared"), "{reason}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 )]
 
 pub mod approval;
+mod requests;
 pub mod sor;
 mod verify;
 
@@ -374,6 +375,8 @@ struct Live {
     recent: std::collections::VecDeque<Instant>,
     broker: Broker,
     redactor: Redactor,
+    /// Decides the page's own requests by declared effect; armed while a step executes.
+    requests: Arc<requests::EffectGate>,
 }
 
 impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
@@ -429,6 +432,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             recent: Default::default(),
             broker,
             redactor,
+            requests: requests::EffectGate::new(spec.manifest.clone()),
         };
         let result = self.drive(&spec, &mut live).await;
         // Whatever happened, verification (if the browser got that far), teardown and seal
@@ -730,6 +734,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         cfg.chromium = spec.chromium.clone();
         cfg.step_timeout = step_timeout;
         cfg.isolation = spec.isolation;
+        cfg.request_gate = Some(live.requests.clone());
         if spec.isolation == Isolation::InsecureHost {
             self.reporter
                 .line("WARNING: --insecure-no-sandbox: the browser runs without namespaces");
@@ -1488,6 +1493,11 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         }
         live.recent.push_back(now);
         let resolved_ok = resolved.and_then(|r| r.ok());
+        // The request this step was authorised to send (a form's POST) may go out while it
+        // executes; the same request from the page at any other time is refused.
+        let _armed = live
+            .requests
+            .arm(decision.effect, decision.scope.as_deref());
         let result = execute(
             live,
             auth,

@@ -13,8 +13,10 @@ pub mod admission;
 pub mod cedar;
 pub mod classify;
 pub mod gate;
+pub mod request;
 pub mod taint;
 
 pub use admission::{admit, AdmissionError};
 pub use classify::{classify, Classification};
 pub use gate::{decide, GateContext};
+pub use request::{check_request, PageRequest, RequestVerdict};

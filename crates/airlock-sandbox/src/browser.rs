@@ -43,6 +43,9 @@ pub struct SandboxConfig {
     /// Whether requests are also checked inside the browser (CDP `Fetch`). Only tests turn
     /// this off, to show the proxy and the namespace block on their own.
     pub intercept: bool,
+    /// The host's verdict on each request beyond its host (declared effects, the step
+    /// executing now); `None` checks hosts only.
+    pub request_gate: Option<std::sync::Arc<dyn crate::intercept::RequestGate>>,
 }
 
 impl SandboxConfig {
@@ -59,6 +62,7 @@ impl SandboxConfig {
             isolation: Isolation::Namespaces,
             browser_uses_proxy: true,
             intercept: true,
+            request_gate: None,
         }
     }
 }
@@ -248,6 +252,7 @@ impl BrowserSandbox {
             main_target: target_id.clone(),
             log: self.intercepts.clone(),
             downloads: self.run_dir.join("downloads"),
+            gate: cfg.request_gate.clone(),
         };
         if cfg.intercept {
             self.intercept_task = tokio::spawn(interceptor.run(self.cdp.events()));

@@ -38,6 +38,8 @@ pub enum InterceptRecord {
     },
     /// A download was cancelled or failed.
     DownloadFailed { url: String, state: String },
+    /// A download the task does not allow was cancelled (and anything written deleted).
+    DownloadRefused { url: String, reason: String },
 }
 
 impl InterceptRecord {
@@ -75,6 +77,9 @@ impl InterceptRecord {
             InterceptRecord::DownloadFailed { url, state } => {
                 format!("download from {} {state}", display_host(url))
             }
+            InterceptRecord::DownloadRefused { reason, .. } => {
+                format!("download refused: {reason}")
+            }
         }
     }
 }
@@ -98,6 +103,24 @@ pub fn check_url(policy: &EgressPolicy, raw: &str) -> Result<(), String> {
     }
 }
 
+/// What interception asks the host about a request that passed the host check.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    /// CDP resource type (`Document`, `Fetch`, `XHR`, `Image`, …), or `Download`.
+    pub resource_type: &'a str,
+    /// A top-level navigation of the main tab.
+    pub navigation: bool,
+}
+
+/// The host's verdict on a page's own requests, beyond their host: the engine implements it
+/// from the task's declared effects and the step executing now (this crate knows no policy).
+/// `Err` carries the reason the model and the audit are given.
+pub trait RequestGate: Send + Sync + std::fmt::Debug {
+    fn check(&self, request: &RequestFacts<'_>) -> Result<(), String>;
+}
+
 /// Shared log of what interception did; the engine drains it after each action.
 pub type InterceptLog = Arc<Mutex<Vec<InterceptRecord>>>;
 
@@ -109,6 +132,8 @@ pub(crate) struct Interceptor {
     pub log: InterceptLog,
     /// The run's download directory on the host.
     pub downloads: PathBuf,
+    /// The host's verdict on requests beyond their host (declared effects).
+    pub gate: Option<Arc<dyn RequestGate>>,
 }
 
 fn t(ms: u64) -> Duration {
@@ -125,6 +150,7 @@ impl Interceptor {
     /// Handles events until the browser connection closes.
     pub async fn run(self, mut events: tokio::sync::broadcast::Receiver<CdpEvent>) {
         let mut downloads: Vec<(String, String, String)> = Vec::new(); // guid, url, filename
+        let mut refused: Vec<String> = Vec::new(); // guids of refused downloads
         loop {
             let ev = match events.recv().await {
                 Ok(ev) => ev,
@@ -145,12 +171,46 @@ impl Interceptor {
                         .get("suggestedFilename")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
+                    let verdict = self.gate.as_ref().map_or(Ok(()), |g| {
+                        g.check(&RequestFacts {
+                            method: "GET",
+                            url,
+                            resource_type: "Download",
+                            navigation: false,
+                        })
+                    });
+                    if let Err(reason) = verdict {
+                        let _ = self
+                            .cdp
+                            .call(
+                                None,
+                                "Browser.cancelDownload",
+                                json!({"guid": guid}),
+                                t(3000),
+                            )
+                            .await;
+                        // A small file may land before the cancel does: never keep it.
+                        let _ = std::fs::remove_file(self.downloads.join(guid));
+                        refused.push(guid.to_string());
+                        self.push(InterceptRecord::DownloadRefused {
+                            url: airlock_core::action::truncate(url, 300),
+                            reason,
+                        });
+                        continue;
+                    }
                     downloads.push((guid.to_string(), url.to_string(), name.to_string()));
                 }
                 "Browser.downloadProgress" => {
                     let p = &ev.params;
                     let guid = p.get("guid").and_then(Value::as_str).unwrap_or_default();
                     let state = p.get("state").and_then(Value::as_str).unwrap_or_default();
+                    if refused.iter().any(|g| g == guid) {
+                        // Whatever state it ended in, nothing of it stays.
+                        if state != "inProgress" {
+                            let _ = std::fs::remove_file(self.downloads.join(guid));
+                        }
+                        continue;
+                    }
                     if state == "inProgress" {
                         continue;
                     }
@@ -204,7 +264,25 @@ impl Interceptor {
             .unwrap_or("Other")
             .to_string();
         let session = ev.session_id.as_deref();
-        match check_url(&self.policy, url) {
+        let method = p
+            .get("request")
+            .and_then(|r| r.get("method"))
+            .and_then(Value::as_str)
+            .unwrap_or("GET");
+        // The main frame's id is its target's id.
+        let frame = p.get("frameId").and_then(Value::as_str).unwrap_or_default();
+        let navigation = rtype == "Document" && frame == self.main_target;
+        let verdict = check_url(&self.policy, url).and_then(|()| {
+            self.gate.as_ref().map_or(Ok(()), |g| {
+                g.check(&RequestFacts {
+                    method,
+                    url,
+                    resource_type: &rtype,
+                    navigation,
+                })
+            })
+        });
+        match verdict {
             Ok(()) => {
                 let _ = self
                     .cdp
@@ -226,9 +304,6 @@ impl Interceptor {
                         t(5000),
                     )
                     .await;
-                // The main frame's id is its target's id.
-                let frame = p.get("frameId").and_then(Value::as_str).unwrap_or_default();
-                let navigation = rtype == "Document" && frame == self.main_target;
                 self.push(InterceptRecord::Blocked {
                     url: airlock_core::action::truncate(url, 300),
                     resource_type: rtype,

@@ -19,7 +19,7 @@ pub mod proxy;
 pub mod snapshot;
 
 pub use browser::{BrowserSandbox, Resolved, SandboxConfig};
-pub use intercept::InterceptRecord;
+pub use intercept::{InterceptRecord, RequestFacts, RequestGate};
 pub use launch::{Isolation, TeardownReport};
 pub use proxy::{EgressPolicy, EgressRecord};
 
