@@ -377,6 +377,9 @@ struct Live {
     redactor: Redactor,
     /// Decides the page's own requests by declared effect; armed while a step executes.
     requests: Arc<requests::EffectGate>,
+    /// Scopes of submit/destructive steps whose outcome is unknown (failed or unsettled):
+    /// a repeat needs a human's confirmation whatever the policy says.
+    unknown_outcomes: Vec<String>,
 }
 
 impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
@@ -433,6 +436,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             broker,
             redactor,
             requests: requests::EffectGate::new(spec.manifest.clone()),
+            unknown_outcomes: Vec::new(),
         };
         let result = self.drive(&spec, &mut live).await;
         // Whatever happened, verification (if the browser got that far), teardown and seal
@@ -598,20 +602,31 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         step: u32,
         phase: &str,
     ) -> Result<Result<Observation, String>, DriveError> {
+        // Looking is idempotent: one more try when the browser was busy (a navigation still
+        // waiting for its response can hold the accessibility tree past the step timeout).
+        let mut attempt = 0;
+        let obs = loop {
+            attempt += 1;
+            let Some(sb) = live.sandbox.as_mut() else {
+                return Ok(Err("no sandbox".into()));
+            };
+            match sb.observe().await {
+                Ok(o) => break o,
+                Err(e) => {
+                    self.record(
+                        live,
+                        "observation_failed",
+                        json!({"step": step, "error": e.to_string(), "attempt": attempt}),
+                        &[],
+                    )?;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Ok(Err(e.to_string()));
+                    }
+                }
+            }
+        };
         let Some(sb) = live.sandbox.as_mut() else {
             return Ok(Err("no sandbox".into()));
-        };
-        let obs = match sb.observe().await {
-            Ok(o) => o,
-            Err(e) => {
-                self.record(
-                    live,
-                    "observation_failed",
-                    json!({"step": step, "error": e.to_string()}),
-                    &[],
-                )?;
-                return Ok(Err(e.to_string()));
-            }
         };
         // Injection scan over everything on the page, hidden or not.
         let texts = sb.page_texts().await.unwrap_or_default();
@@ -1385,6 +1400,27 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 },
             ),
         };
+        // A submit whose earlier attempt has an unknown outcome is not resent on the policy's
+        // word alone: a human confirms it (it may have gone through already).
+        let mut decision = decision;
+        if decision.is_executable()
+            && matches!(
+                decision.effect,
+                airlock_core::Effect::Submit | airlock_core::Effect::Destructive
+            )
+            && decision
+                .scope
+                .as_ref()
+                .is_some_and(|s| live.unknown_outcomes.contains(s))
+        {
+            decision.verdict = Verdict::NeedsApproval;
+            decision.rules.push("builtin.retry.outcome-unknown".into());
+            decision.reason = format!(
+                "{}; an earlier attempt to {} has an unknown outcome and may have taken effect",
+                decision.reason,
+                decision.scope.as_deref().unwrap_or_default()
+            );
+        }
         let subject = element.as_ref().or(focused.as_ref());
         let summary = describe(action, subject, decision.scope.as_deref());
         // WRITE-AHEAD: the decision is durable before anything can execute.
@@ -1498,23 +1534,59 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         let _armed = live
             .requests
             .arm(decision.effect, decision.scope.as_deref());
-        let result = execute(
+        let idempotent = is_idempotent(action, &decision);
+        let (decision_seq, approval_seq) = (auth.decision_seq, auth.approval_seq);
+        let mut result = execute(
             live,
             auth,
             resolved_ok.as_ref(),
             substitute.as_deref().map(String::as_str),
         )
         .await;
+        // Only idempotent reads are retried, under the same recorded decision.
+        let mut attempt = 1u32;
+        while attempt < MAX_ATTEMPTS && idempotent && matches!(&result, Err(e) if is_transient(e)) {
+            let why = result.as_ref().err().map(|e| e.to_string());
+            attempt += 1;
+            self.record(
+                live,
+                "retry",
+                json!({"step": step, "index": index, "decision_seq": decision_seq, "attempt": attempt, "after": why}),
+                &[],
+            )?;
+            let again = Authorized {
+                action,
+                decision_seq,
+                approval_seq,
+            };
+            result = execute(live, again, resolved_ok.as_ref(), None).await;
+        }
         let (ok, note) = match &result {
             Ok(n) => (true, n.clone()),
             Err(e) => (false, e.to_string()),
         };
+        // A state-changing step that failed or never settled may still have reached the
+        // server: its outcome is unknown, and it is not sent again without a human.
+        let unknown = matches!(
+            decision.effect,
+            airlock_core::Effect::Submit | airlock_core::Effect::Destructive
+        ) && (!ok || airlock_sandbox::unsettled(&note));
+        if unknown {
+            if let Some(s) = &decision.scope {
+                live.unknown_outcomes.push(s.clone());
+            }
+        }
         self.record(
             live,
             "action_result",
-            json!({"step": step, "index": index, "decision_seq": receipt.seq, "ok": ok, "note": note}),
+            json!({"step": step, "index": index, "decision_seq": receipt.seq, "ok": ok, "note": note, "attempts": attempt, "outcome_unknown": unknown}),
             &[],
         )?;
+        let note = if unknown {
+            format!("{note}. Its outcome is unknown: the request may have reached the server. Airlock does not send it again on its own; check the page before proposing it again (a repeat needs a human's confirmation).")
+        } else {
+            note
+        };
         if decision.verdict == Verdict::Checkpoint && ok {
             if let Some(sb) = live.sandbox.as_mut() {
                 let (url, title) = sb.location().await.unwrap_or_default();
@@ -1574,6 +1646,41 @@ async fn execute(
             r
         }
         (action, _) => sb.execute(action, resolved).await,
+    }
+}
+
+/// Attempts an idempotent read gets before its failure is reported (the first run included).
+const MAX_ATTEMPTS: u32 = 2;
+
+/// Whether running `action` again has the same effect as running it once: loading a page,
+/// waiting, looking. Scrolls, clicks and keys are not (twice is not once), and nothing with an
+/// effect above `read` is.
+fn is_idempotent(action: &Action, d: &Decision) -> bool {
+    d.effect == airlock_core::Effect::Read
+        && matches!(
+            action,
+            Action::Navigate { .. } | Action::Wait { .. } | Action::Screenshot
+        )
+}
+
+/// Failures worth one more try: the browser did not answer in time, or the load failed.
+/// Grounding failures and drift are not retried: the model must look again.
+/// A refusal (interception blocked the load) is never transient: trying again would only ask
+/// again.
+fn is_transient(e: &airlock_sandbox::SandboxError) -> bool {
+    use airlock_sandbox::SandboxError as E;
+    match e {
+        E::Cdp(_) => true,
+        E::Navigation(why) => [
+            "HTTP 5",
+            "ERR_CONNECTION_",
+            "ERR_TIMED_OUT",
+            "ERR_EMPTY_RESPONSE",
+            "ERR_NETWORK_CHANGED",
+        ]
+        .iter()
+        .any(|t| why.contains(t)),
+        _ => false,
     }
 }
 

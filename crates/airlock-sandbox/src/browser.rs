@@ -75,6 +75,15 @@ pub struct Resolved {
     pub point: Point,
 }
 
+const UNSETTLED_CHANGING: &str = "page not settled after";
+const UNSETTLED_LOADING: &str = "page still loading after";
+
+/// Whether an action's note says the page never settled within the step timeout (so what the
+/// action led to, e.g. a form's response, is not known yet).
+pub fn unsettled(note: &str) -> bool {
+    note.contains(UNSETTLED_CHANGING) || note.contains(UNSETTLED_LOADING)
+}
+
 /// Quiet period after the last DOM mutation before the page counts as settled.
 const QUIET_MS: f64 = 150.0;
 /// After an input event, how long navigation-start events may take to show up.
@@ -904,6 +913,19 @@ impl BrowserSandbox {
             }
         };
         let settle_note = self.settle(events, started).await?;
+        if let Action::Navigate { url } = action {
+            // A server error is a failed load, not a page to read: the engine may retry a
+            // read once (`airlock-engine`'s `is_transient`).
+            let status = self
+                .eval_isolated(js::NAVIGATION_STATUS)
+                .await
+                .ok()
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            if status >= 500 {
+                return Err(SandboxError::Navigation(format!("{url}: HTTP {status}")));
+            }
+        }
         Ok(match settle_note {
             Some(n) => format!("{note}; {n}"),
             None => note,
@@ -1018,7 +1040,7 @@ impl BrowserSandbox {
                     }
                     if Instant::now() >= deadline {
                         return Ok(Some(format!(
-                            "page not settled after {} ms ({})",
+                            "{UNSETTLED_CHANGING} {} ms ({})",
                             self.step_timeout.as_millis(),
                             if busy {
                                 "busy indicator still shown"
@@ -1031,7 +1053,7 @@ impl BrowserSandbox {
             }
             if Instant::now() >= deadline {
                 return Ok(Some(format!(
-                    "page still loading after {} ms",
+                    "{UNSETTLED_LOADING} {} ms",
                     self.step_timeout.as_millis()
                 )));
             }

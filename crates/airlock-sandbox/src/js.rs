@@ -147,6 +147,13 @@ pub const FOCUSED: &str = r#"function() {
   return a;
 }"#;
 
+/// The HTTP status of the main document's response (0 when unknown), from the navigation
+/// timing entry.
+pub const NAVIGATION_STATUS: &str = r#"(() => {
+  const e = performance.getEntriesByType("navigation")[0];
+  return e && typeof e.responseStatus === "number" ? e.responseStatus : 0;
+})()"#;
+
 /// Page readiness for the settle check. The mutation observer lives in the isolated world, so
 /// the page can neither see nor disable it.
 pub const SETTLE_STATE: &str = r#"(() => {

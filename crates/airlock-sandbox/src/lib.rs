@@ -18,7 +18,7 @@ pub mod launch;
 pub mod proxy;
 pub mod snapshot;
 
-pub use browser::{BrowserSandbox, Resolved, SandboxConfig};
+pub use browser::{unsettled, BrowserSandbox, Resolved, SandboxConfig};
 pub use intercept::{InterceptRecord, RequestFacts, RequestGate};
 pub use launch::{Isolation, TeardownReport};
 pub use proxy::{EgressPolicy, EgressRecord};

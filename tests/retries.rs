@@ -1,0 +1,286 @@
+//! Retries: only idempotent reads are retried; a state-changing step whose outcome is unknown is
+//! never sent again on the policy's word alone.
+//!
+//! The site here is a tiny HTTP server of the test's own on 127.0.0.1 (mapped to `shop.example`
+//! in the manifest), so it can hold a form's response longer than the step timeout and count
+//! exactly how many times the form reached it.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers fail the test loudly on purpose"
+)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+
+const PAGE: &str = r#"<!doctype html><html><head><title>Order</title>
+<style>body{margin:0;font:16px sans-serif} button{position:absolute;left:100px;top:100px;width:200px;height:40px}</style>
+</head><body><form method="post" action="/orders/42/confirm"><input type="hidden" name="qty" value="1">
+<button type="submit">Confirm order</button></form></body></html>"#;
+
+/// Serves the order page; holds every POST for `hold` before answering, and counts them.
+struct SlowSite {
+    addr: SocketAddr,
+    posts: Arc<AtomicUsize>,
+    /// GETs of `/orders/flaky`, whose first answer is a 503.
+    flaky: Arc<AtomicUsize>,
+}
+
+impl SlowSite {
+    fn start(hold: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let posts = Arc::new(AtomicUsize::new(0));
+        let flaky = Arc::new(AtomicUsize::new(0));
+        let (p, g) = (posts.clone(), flaky.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (p, g) = (p.clone(), g.clone());
+                std::thread::spawn(move || serve(conn, hold, &p, &g));
+            }
+        });
+        SlowSite { addr, posts, flaky }
+    }
+}
+
+fn serve(conn: TcpStream, hold: Duration, posts: &AtomicUsize, flaky: &AtomicUsize) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or_default().to_string();
+        let path = words.next().unwrap_or_default().to_string();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        let mut status = "200 OK";
+        let page = if method == "POST" {
+            posts.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(hold);
+            "<!doctype html><title>Done</title><p>Order confirmed</p>"
+        } else if path == "/orders/flaky" {
+            if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                status = "503 Service Unavailable";
+                "<!doctype html><title>Busy</title><p>Try again</p>"
+            } else {
+                "<!doctype html><title>Order 42</title><p>Order 42: one item</p>"
+            }
+        } else {
+            PAGE
+        };
+        let mut w = conn.try_clone().unwrap();
+        let _ = write!(
+            w,
+            "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncache-control: no-store\r\ncontent-length: {}\r\n\r\n{page}",
+            page.len()
+        );
+    }
+}
+
+fn manifest(addr: SocketAddr) -> String {
+    format!(
+        r#"
+[task]
+name = "confirm-order"
+goal = "Confirm order 42 once."
+start_url = "http://shop.example/orders/42"
+
+[scope]
+domains = ["shop.example"]
+
+[hosts]
+"shop.example" = "{addr}"
+
+[[effects]]
+host = "shop.example"
+paths = ["/orders/42"]
+allow = ["read"]
+
+[[effects]]
+host = "shop.example"
+paths = ["/orders/42/confirm"]
+allow = ["submit"]
+
+[budgets]
+max_steps = 6
+wall_clock_secs = 60
+step_timeout_secs = 2
+
+[[acceptance]]
+kind = "text_present"
+text = "Order confirmed"
+"#
+    )
+}
+
+/// The operator lets confirmations go out without a human: so only the host's own rule can
+/// stop a blind resend.
+const UNATTENDED_SUBMITS: &str = r#"
+@id("ops.confirm-unattended")
+@reason("Order confirmations may go out without a human.")
+permit (principal, action == Airlock::Action::"unattended", resource)
+when { context.effect == "submit" };
+"#;
+
+fn events(home: &Path) -> Vec<Value> {
+    let out = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(["audit", "show", "latest"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_submit_that_timed_out_is_not_resent_without_a_human() {
+    let site = SlowSite::start(Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let task = write(dir.path(), "task.toml", &manifest(site.addr));
+    let policy = write(dir.path(), "ops.cedar", UNATTENDED_SUBMITS);
+    // The obedient model clicks "Confirm order", sees no answer in time, goes back to the
+    // order and clicks again.
+    let click = r#"{"action": "left_click", "coordinate": [200, 120]}"#;
+    let again = r#"{"airlock": {"kind": "navigate", "url": "http://shop.example/orders/42"}}"#;
+    let transcript = write(
+        dir.path(),
+        "t.jsonl",
+        &format!("{click}\n{again}\n{click}\n{{\"type\": \"text\", \"text\": \"confirmed\"}}\n"),
+    );
+    let out = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .arg("run")
+        .arg(&task)
+        .arg("--model")
+        .arg(format!("scripted:{}", transcript.display()))
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--approvals", "deny"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The repeat asked a human (here: nobody approves), so the run ends denied.
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    // Let the held response finish, then count: the order reached the site exactly once.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(site.posts.load(Ordering::SeqCst), 1, "{text}");
+
+    let ev = events(&home);
+    let results: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "action_result").collect();
+    assert_eq!(
+        results[0]["payload"]["outcome_unknown"], true,
+        "{results:?}"
+    );
+    assert_eq!(results[0]["payload"]["attempts"], 1);
+    let decisions: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "decision").collect();
+    assert_eq!(decisions[0]["payload"]["decision"]["verdict"], "checkpoint");
+    let second = &decisions[2]["payload"]["decision"];
+    assert_eq!(second["verdict"], "needs_approval", "{second}");
+    assert!(second["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r == "builtin.retry.outcome-unknown"));
+    assert!(ev.iter().all(|e| e["kind"] != "retry"));
+}
+
+#[test]
+fn a_read_that_failed_is_retried_once_under_the_same_decision() {
+    // The order page answers 503 the first time it is asked for, then 200. Loading a page is
+    // idempotent, so the host tries once more, under the decision it already recorded.
+    let site = SlowSite::start(Duration::from_millis(10));
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let task = write(
+        dir.path(),
+        "task.toml",
+        &manifest(site.addr)
+            .replace(
+                "start_url = \"http://shop.example/orders/42\"",
+                "start_url = \"http://shop.example/orders/start\"",
+            )
+            .replace(
+                "paths = [\"/orders/42\"]",
+                "paths = [\"/orders/42\", \"/orders/start\", \"/orders/flaky\"]",
+            ),
+    );
+    let transcript = write(
+        dir.path(),
+        "t.jsonl",
+        "{\"provider\": \"gemini\", \"name\": \"navigate\", \"args\": {\"url\": \"http://shop.example/orders/flaky\"}}\n{\"action\": \"screenshot\"}\n",
+    );
+    let out = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .arg("run")
+        .arg(&task)
+        .arg("--model")
+        .arg(format!("scripted:{}", transcript.display()))
+        .args(["--approvals", "deny"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(site.flaky.load(Ordering::SeqCst), 2, "{text}");
+    let ev = events(&home);
+    let retries: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "retry").collect();
+    assert_eq!(retries.len(), 1, "{text}");
+    assert!(retries[0]["payload"]["after"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP 503"));
+    let decisions: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "decision").collect();
+    assert_eq!(retries[0]["payload"]["decision_seq"], decisions[0]["seq"]);
+    let result = ev.iter().find(|e| e["kind"] == "action_result").unwrap();
+    assert_eq!(result["payload"]["ok"], true, "{result}");
+    assert_eq!(result["payload"]["attempts"], 2);
+}
