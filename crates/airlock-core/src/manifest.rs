@@ -202,6 +202,11 @@ pub struct Budgets {
     /// How long a stopped run's browser is kept frozen for inspection before teardown.
     #[serde(default)]
     pub freeze_secs: u64,
+    /// Stop and freeze the run the first time the agent proposes a severe violation (reaching
+    /// a host outside the task, placing a secret out of its scope). On by default; a red-team
+    /// harness that probes many attacks in one run turns it off and relies on the denials.
+    #[serde(default = "default_true")]
+    pub freeze_on_violation: bool,
     /// Model tokens (input + output) the run may use, when the provider reports usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
@@ -210,6 +215,9 @@ pub struct Budgets {
     pub max_cost_usd: Option<f64>,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_max_invalid() -> u32 {
     3
 }
@@ -240,6 +248,7 @@ impl Default for Budgets {
             max_invalid: default_max_invalid(),
             max_actions_per_minute: default_max_actions_per_minute(),
             freeze_secs: 0,
+            freeze_on_violation: true,
             max_tokens: None,
             max_cost_usd: None,
         }

@@ -1449,6 +1449,25 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     "step {step}: {summary} → DENIED: {}",
                     decision.reason
                 ));
+                if let Some(kind) =
+                    severe_violation(&decision).filter(|_| m.budgets.freeze_on_violation)
+                {
+                    // The agent itself tried to reach outside the task or to place a secret
+                    // where it does not belong: the run is stopped and frozen, not argued with.
+                    self.record(
+                        live,
+                        "violation",
+                        json!({"step": step, "index": index, "kind": kind, "rules": decision.rules, "reason": decision.reason}),
+                        &[],
+                    )?;
+                    self.reporter.line(&format!(
+                        "step {step}: severe violation ({kind}): the run is stopped and frozen"
+                    ));
+                    return Ok(ActionEnd::Stop(Outcome::Stopped {
+                        by: "airlock".into(),
+                        reason: format!("severe violation at step {step}: {}", decision.reason),
+                    }));
+                }
                 return Ok(ActionEnd::Refused(format!(
                     "Action denied by Airlock: {} [{}]",
                     decision.reason,
@@ -1646,6 +1665,38 @@ async fn execute(
             r
         }
         (action, _) => sb.execute(action, resolved).await,
+    }
+}
+
+/// Secret denials that mean a credential would land outside its scope. A typo in a secret's
+/// name or a placeholder aimed at no field is a mistake, told to the model, not a violation.
+const SEVERE_SECRET_RULES: &[&str] = &[
+    "secret.host_not_in_scope",
+    "secret.form_posts_out_of_scope",
+    "secret.cross_origin_frame",
+    "secret.page_not_top_frame",
+    "secret.literal_contains_secret",
+];
+
+/// Whether a denial is of the severe kind that stops and freezes the run at once: the agent
+/// proposed reaching a host outside the task, or typing a secret out of its scope. Other
+/// denials (an undeclared effect on an allowed host, an untrusted target) are told to the
+/// model and count against `max_denials`. Requests a *page* makes on its own are refused by
+/// interception and the proxy, recorded, and never stop the run: the page is not the agent.
+fn severe_violation(d: &Decision) -> Option<&'static str> {
+    if d.rules
+        .iter()
+        .any(|r| r == "airlock.forbid-outside-domains")
+    {
+        Some("egress outside the task's domains")
+    } else if d
+        .rules
+        .iter()
+        .any(|r| SEVERE_SECRET_RULES.contains(&r.as_str()))
+    {
+        Some("secret out of scope")
+    } else {
+        None
     }
 }
 
