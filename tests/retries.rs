@@ -1,5 +1,6 @@
-//! Retries: only idempotent reads are retried; a state-changing step whose outcome is unknown is
-//! never sent again on the policy's word alone.
+//! Retries and checkpoints: only idempotent reads are retried; a state-changing step whose
+//! outcome is unknown is never sent again on the policy's word alone; and a step of medium risk
+//! or above is checked for its expected state change before the model is asked again.
 //!
 //! The site here is a tiny HTTP server of the test's own on 127.0.0.1 (mapped to `shop.example`
 //! in the manifest), so it can hold a form's response longer than the step timeout and count
@@ -27,6 +28,11 @@ const PAGE: &str = r#"<!doctype html><html><head><title>Order</title>
 <style>body{margin:0;font:16px sans-serif} button{position:absolute;left:100px;top:100px;width:200px;height:40px}</style>
 </head><body><form method="post" action="/orders/42/confirm"><input type="hidden" name="qty" value="1">
 <button type="submit">Confirm order</button></form></body></html>"#;
+
+/// A button that does nothing at all.
+const NOOP: &str = r#"<!doctype html><html><head><title>Totals</title>
+<style>body{margin:0;font:16px sans-serif} button{position:absolute;left:100px;top:100px;width:200px;height:40px}</style>
+</head><body><p>Total: 12.00</p><button type="button">Refresh totals</button></body></html>"#;
 
 /// Serves the order page; holds every POST for `hold` before answering, and counts them.
 struct SlowSite {
@@ -84,6 +90,8 @@ fn serve(conn: TcpStream, hold: Duration, posts: &AtomicUsize, flaky: &AtomicUsi
             posts.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(hold);
             "<!doctype html><title>Done</title><p>Order confirmed</p>"
+        } else if path == "/orders/noop" {
+            NOOP
         } else if path == "/orders/flaky" {
             if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
                 status = "503 Service Unavailable";
@@ -283,4 +291,91 @@ fn a_read_that_failed_is_retried_once_under_the_same_decision() {
     let result = ev.iter().find(|e| e["kind"] == "action_result").unwrap();
     assert_eq!(result["payload"]["ok"], true, "{result}");
     assert_eq!(result["payload"]["attempts"], 2);
+}
+
+fn run_with(task: &Path, transcript: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let home = task.parent().unwrap().join("home");
+    let out = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .arg("run")
+        .arg(task)
+        .arg("--model")
+        .arg(format!("scripted:{}", transcript.display()))
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn checkpoints(home: &Path) -> Vec<Value> {
+    events(home)
+        .into_iter()
+        .filter(|e| e["kind"] == "checkpoint")
+        .collect()
+}
+
+#[test]
+fn a_step_that_changes_nothing_fails_the_default_checkpoint() {
+    let site = SlowSite::start(Duration::from_millis(10));
+    let dir = tempfile::tempdir().unwrap();
+    let task = write(
+        dir.path(),
+        "task.toml",
+        &manifest(site.addr)
+            .replace("/orders/42\"\n", "/orders/noop\"\n")
+            .replace(
+                "paths = [\"/orders/42\"]\nallow = [\"read\"]",
+                "paths = [\"/orders/noop\"]\nallow = [\"read\", \"draft\"]",
+            ),
+    );
+    // Clicking "Refresh totals" (a medium-risk control) changes nothing on the page; the model
+    // is told so before its next step, and the rest of its batch does not run.
+    let click = r#"{"action": "left_click", "coordinate": [200, 120]}"#;
+    let transcript = write(dir.path(), "t.jsonl", &format!("{click}\n"));
+    let (_, text) = run_with(&task, &transcript, &["--approvals", "deny"]);
+    let cps = checkpoints(&dir.path().join("home"));
+    assert_eq!(cps.len(), 1, "{text}");
+    assert_eq!(cps[0]["payload"]["passed"], false, "{}", cps[0]);
+    assert_eq!(
+        cps[0]["payload"]["rule"],
+        "default: the page visibly changed"
+    );
+    assert!(text.contains("checkpoint failed"), "{text}");
+}
+
+#[test]
+fn a_manifest_checkpoint_checks_the_expected_state_after_its_step() {
+    let site = SlowSite::start(Duration::from_millis(10));
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "\n[[checkpoints]]\ntarget = \"Confirm*\"\nexpect = [{ kind = \"text_present\", text = \"Order confirmed\" }, { kind = \"url_matches\", pattern = \"http://shop.example/orders/42/confirm\" }]\n\n[[checkpoints]]\neffect = \"submit\"\nexpect = [{ kind = \"text_present\", text = \"Receipt number\" }]\n";
+    let task = write(dir.path(), "task.toml", &(manifest(site.addr) + rules));
+    let policy = write(dir.path(), "ops.cedar", UNATTENDED_SUBMITS);
+    let click = r#"{"action": "left_click", "coordinate": [200, 120]}"#;
+    let transcript = write(dir.path(), "t.jsonl", &format!("{click}\n"));
+    let (_, text) = run_with(
+        &task,
+        &transcript,
+        &["--approvals", "deny", "--policy", policy.to_str().unwrap()],
+    );
+    let cps = checkpoints(&dir.path().join("home"));
+    assert_eq!(cps.len(), 1, "{text}");
+    let cp = &cps[0]["payload"];
+    // Both rules apply to "Confirm order" (a submit); the first holds, the second does not.
+    assert_eq!(cp["rule"], "checkpoints[0], checkpoints[1]");
+    let detail = cp["detail"].as_array().unwrap();
+    let passed: Vec<bool> = detail
+        .iter()
+        .map(|r| r["passed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(passed, [true, true, false], "{cp}");
+    assert_eq!(cp["passed"], false);
+    assert!(text.contains("Receipt number"), "{text}");
 }

@@ -38,6 +38,9 @@ pub struct TaskManifest {
     pub budgets: Budgets,
     #[serde(default)]
     pub acceptance: Vec<Criterion>,
+    /// What must hold right after particular steps, checked before the next proposal.
+    #[serde(default)]
+    pub checkpoints: Vec<CheckpointRule>,
     #[serde(default)]
     pub browser: BrowserSection,
     #[serde(default)]
@@ -255,6 +258,32 @@ impl Default for Budgets {
     }
 }
 
+/// An expected state change after a step: when a step that ran matches `target` (a `*` glob
+/// on the accessible name of the element it acted on) and/or `effect`, every `expect`
+/// criterion must hold before the model is asked for the next step. Steps of medium risk and
+/// above that no rule matches get the default check: the page must have visibly changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<crate::effect::Effect>,
+    pub expect: Vec<Criterion>,
+}
+
+impl CheckpointRule {
+    /// Whether this rule is about a step with this effect on an element with this name.
+    pub fn applies(&self, effect: crate::effect::Effect, target_name: Option<&str>) -> bool {
+        self.effect.is_none_or(|e| e == effect)
+            && self
+                .target
+                .as_deref()
+                .is_none_or(|g| target_name.is_some_and(|n| crate::glob::matches(g, n)))
+            && (self.effect.is_some() || self.target.is_some())
+    }
+}
+
 /// One acceptance criterion, checked by the host after the model claims done.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -414,6 +443,34 @@ impl TaskManifest {
                 _ => {}
             }
         }
+        for (i, c) in self.checkpoints.iter().enumerate() {
+            if c.target.is_none() && c.effect.is_none() {
+                return Err(ManifestError::Invalid(format!(
+                    "checkpoints[{i}]: say which steps it is about (`target`, `effect`, or both)"
+                )));
+            }
+            if c.expect.is_empty() {
+                return Err(ManifestError::Invalid(format!(
+                    "checkpoints[{i}].expect is empty"
+                )));
+            }
+            for e in &c.expect {
+                match e {
+                    Criterion::RecordsUnchanged { .. } => {
+                        return Err(ManifestError::Invalid(format!(
+                            "checkpoints[{i}].expect: `records_unchanged` compares with the start of the run; use it in [[acceptance]]"
+                        )))
+                    }
+                    Criterion::RecordField { url, .. } => {
+                        WebUrl::parse(url).map_err(|source| ManifestError::Url {
+                            field: format!("checkpoints[{i}].expect.url"),
+                            source,
+                        })?;
+                    }
+                    _ => {}
+                }
+            }
+        }
         Ok(())
     }
 
@@ -487,5 +544,31 @@ text = "RUN-78432"
         );
         let err = TaskManifest::from_toml(&bad).unwrap_err().to_string();
         assert!(err.contains("JSON pointer"), "{err}");
+    }
+
+    #[test]
+    fn checkpoints_say_which_steps_and_what_to_expect() {
+        let ok = format!(
+            "{MINIMAL}\n[[checkpoints]]\ntarget = \"Show details*\"\nexpect = [{{ kind = \"text_present\", text = \"Traceback\" }}]\n"
+        );
+        let m = TaskManifest::from_toml(&ok).unwrap();
+        let rule = &m.checkpoints[0];
+        assert!(rule.applies(crate::effect::Effect::Draft, Some("Show details (test)")));
+        assert!(!rule.applies(crate::effect::Effect::Draft, Some("Hide details")));
+        assert!(!rule.applies(crate::effect::Effect::Draft, None));
+        let vague = format!(
+            "{MINIMAL}\n[[checkpoints]]\nexpect = [{{ kind = \"text_present\", text = \"x\" }}]\n"
+        );
+        assert!(TaskManifest::from_toml(&vague)
+            .unwrap_err()
+            .to_string()
+            .contains("checkpoints[0]"));
+        let unchanged = format!(
+            "{MINIMAL}\n[[checkpoints]]\neffect = \"submit\"\nexpect = [{{ kind = \"records_unchanged\", urls = [\"http://ci.example/x\"] }}]\n"
+        );
+        assert!(TaskManifest::from_toml(&unchanged)
+            .unwrap_err()
+            .to_string()
+            .contains("records_unchanged"));
     }
 }

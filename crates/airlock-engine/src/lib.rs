@@ -380,6 +380,8 @@ struct Live {
     /// Scopes of submit/destructive steps whose outcome is unknown (failed or unsettled):
     /// a repeat needs a human's confirmation whatever the policy says.
     unknown_outcomes: Vec<String>,
+    /// Where systems of record live and the header they need, for checkpoint criteria.
+    records: (BTreeMap<HostName, SocketAddr>, Option<(String, String)>),
 }
 
 impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
@@ -437,6 +439,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             redactor,
             requests: requests::EffectGate::new(spec.manifest.clone()),
             unknown_outcomes: Vec::new(),
+            records: (spec.host_map.clone(), spec.sor_header.clone()),
         };
         let result = self.drive(&spec, &mut live).await;
         // Whatever happened, verification (if the browser got that far), teardown and seal
@@ -1283,6 +1286,104 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         Ok(results)
     }
 
+    /// The host's check right after a step of medium risk or above, before the model is asked
+    /// again: the manifest's `[[checkpoints]]` for this step if any, otherwise the default
+    /// rule that the page visibly changed. Returns what failed, in words for the model.
+    #[allow(clippy::too_many_arguments)]
+    async fn checkpoint(
+        &mut self,
+        live: &mut Live,
+        m: &TaskManifest,
+        step: u32,
+        index: usize,
+        decision: &Decision,
+        subject: Option<&ElementFacts>,
+        before: Option<u64>,
+    ) -> Result<Option<String>, DriveError> {
+        let Some(sb) = live.sandbox.as_mut() else {
+            return Ok(None);
+        };
+        let (url, title) = sb.location().await.unwrap_or_default();
+        let name = subject.map(|e| e.name.as_str());
+        let rules: Vec<(usize, &airlock_core::manifest::CheckpointRule)> = m
+            .checkpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.applies(decision.effect, name))
+            .collect();
+        let timeout = Duration::from_secs(m.budgets.step_timeout_secs);
+        let (rule, passed, detail) = if rules.is_empty() {
+            // Unknown on either side (the page was navigating) counts as changed. A page may
+            // react a little after it settled (a timer, a late response): give it a moment.
+            let until = Instant::now() + timeout.min(CHANGE_GRACE);
+            let changed = loop {
+                let after = sb.fingerprint().await.ok();
+                if before.is_none() || after.is_none() || before != after {
+                    break true;
+                }
+                if Instant::now() >= until {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            (
+                "default: the page visibly changed".to_string(),
+                changed,
+                if changed {
+                    json!("the page changed")
+                } else {
+                    json!("nothing visible changed on the page")
+                },
+            )
+        } else {
+            let mut results = Vec::new();
+            for (_, r) in &rules {
+                results.extend(
+                    verify::check(
+                        &r.expect,
+                        sb,
+                        &live.records.0,
+                        live.records.1.as_ref(),
+                        &[],
+                        timeout,
+                    )
+                    .await,
+                );
+            }
+            let ids: Vec<String> = rules
+                .iter()
+                .map(|(i, _)| format!("checkpoints[{i}]"))
+                .collect();
+            (
+                ids.join(", "),
+                results.iter().all(|r| r.passed),
+                serde_json::to_value(&results).unwrap_or(json!(null)),
+            )
+        };
+        self.record(
+            live,
+            "checkpoint",
+            json!({"step": step, "index": index, "url": url, "title": title, "rule": rule, "passed": passed, "detail": detail}),
+            &[],
+        )?;
+        if passed {
+            return Ok(None);
+        }
+        let why = match &detail {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(rs) => rs
+                .iter()
+                .filter(|r| r["passed"] == false)
+                .filter_map(|r| r["detail"].as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => String::new(),
+        };
+        Ok(Some(format!(
+            "checkpoint failed ({rule}): {why}; the step did not have the expected effect"
+        )))
+    }
+
     /// Resolve, gate, record, approve, execute, record: one action.
     async fn one_action(
         &mut self,
@@ -1553,6 +1654,13 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         let _armed = live
             .requests
             .arm(decision.effect, decision.scope.as_deref());
+        // Steps of medium risk and above are checked right after they ran: the state the
+        // page was in before is the baseline of the default check.
+        let checked = decision.tier >= airlock_core::RiskTier::Medium;
+        let before = match live.sandbox.as_mut() {
+            Some(sb) if checked => sb.fingerprint().await.ok(),
+            _ => None,
+        };
         let idempotent = is_idempotent(action, &decision);
         let (decision_seq, approval_seq) = (auth.decision_seq, auth.approval_seq);
         let mut result = execute(
@@ -1606,17 +1714,17 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         } else {
             note
         };
-        if decision.verdict == Verdict::Checkpoint && ok {
-            if let Some(sb) = live.sandbox.as_mut() {
-                let (url, title) = sb.location().await.unwrap_or_default();
-                self.record(
-                    live,
-                    "checkpoint",
-                    json!({"step": step, "index": index, "url": url, "title": title}),
-                    &[],
-                )?;
+        let (ok, note) = if checked && ok {
+            match self
+                .checkpoint(live, m, step, index, &decision, subject, before)
+                .await?
+            {
+                Some(failure) => (false, format!("{note}; {failure}")),
+                None => (true, note),
             }
-        }
+        } else {
+            (ok, note)
+        };
         if ok {
             if !live.effects_done.contains(&decision.effect) {
                 live.effects_done.push(decision.effect);
@@ -1699,6 +1807,9 @@ fn severe_violation(d: &Decision) -> Option<&'static str> {
         None
     }
 }
+
+/// How long the default checkpoint waits for a visible change after a step settled.
+const CHANGE_GRACE: Duration = Duration::from_secs(2);
 
 /// Attempts an idempotent read gets before its failure is reported (the first run included).
 const MAX_ATTEMPTS: u32 = 2;

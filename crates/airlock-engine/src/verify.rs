@@ -67,8 +67,21 @@ pub async fn check_all(
     baseline: &[(String, serde_json::Value)],
     timeout: Duration,
 ) -> Vec<CriterionResult> {
+    check(&m.acceptance, sb, map, header, baseline, timeout).await
+}
+
+/// Checks `criteria` against the page as it is now and the systems of record (acceptance at
+/// the end, checkpoints after a step).
+pub async fn check(
+    criteria: &[Criterion],
+    sb: &mut BrowserSandbox,
+    map: &BTreeMap<HostName, SocketAddr>,
+    header: Option<&(String, String)>,
+    baseline: &[(String, serde_json::Value)],
+    timeout: Duration,
+) -> Vec<CriterionResult> {
     let mut out = Vec::new();
-    for c in &m.acceptance {
+    for c in criteria {
         let r = match c {
             Criterion::UrlMatches { pattern } => {
                 let url = sb.location().await.map(|l| l.0).unwrap_or_default();
@@ -77,9 +90,9 @@ pub async fn check_all(
                     criterion: format!("url matches `{pattern}`"),
                     passed,
                     detail: if passed {
-                        format!("final URL {url} matches `{pattern}`")
+                        format!("URL {url} matches `{pattern}`")
                     } else {
-                        format!("final URL {url} does not match `{pattern}`")
+                        format!("URL {url} does not match `{pattern}`")
                     },
                 }
             }
@@ -88,7 +101,7 @@ pub async fn check_all(
                 CriterionResult {
                     criterion: format!("{role} '{name}' present"),
                     passed: n > 0,
-                    detail: format!("{n} × {role} '{name}' on the final page"),
+                    detail: format!("{n} × {role} '{name}' on the page"),
                 }
             }
             Criterion::TextPresent { text } => {
@@ -97,9 +110,9 @@ pub async fn check_all(
                     criterion: format!("text '{text}' present"),
                     passed,
                     detail: if passed {
-                        format!("text '{text}' is on the final page")
+                        format!("text '{text}' is on the page")
                     } else {
-                        format!("text '{text}' is not on the final page")
+                        format!("text '{text}' is not on the page")
                     },
                 }
             }

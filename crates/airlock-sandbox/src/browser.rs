@@ -1154,6 +1154,16 @@ impl BrowserSandbox {
         .await
     }
 
+    /// A digest of the page's visible state (address, title, text, field values,
+    /// expanded/checked states), for the host's checkpoint after a step: equal digests before
+    /// and after mean the step changed nothing a person could see.
+    pub async fn fingerprint(&mut self) -> Result<u64, SandboxError> {
+        self.eval_isolated(js::PAGE_FINGERPRINT)
+            .await?
+            .as_u64()
+            .ok_or_else(|| SandboxError::Page("page fingerprint unavailable".into()))
+    }
+
     /// Number of elements with this role and name now (for the verifier).
     pub async fn count_role(&self, role: &str, name: &str) -> Result<usize, SandboxError> {
         Ok(snapshot::find_by_role(&self.ax_nodes().await?, role, name).len())

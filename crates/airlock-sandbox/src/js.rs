@@ -147,6 +147,21 @@ pub const FOCUSED: &str = r#"function() {
   return a;
 }"#;
 
+/// A digest of what a person could see change on the page: address, title, visible text, form
+/// values, open/closed and checked states. Focus alone does not count: a click always moves it. Only compared before and after a step, never
+/// stored (it hashes field values, which may be secrets).
+pub const PAGE_FINGERPRINT: &str = r#"(() => {
+  let h = 2166136261;
+  const add = (s) => { s = String(s); for (let i = 0; i < s.length; i++) { h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0; } h = Math.imul(h ^ 10, 16777619) >>> 0; };
+  add(location.href); add(document.title);
+  add(document.body ? document.body.innerText : "");
+  for (const el of document.querySelectorAll("input, textarea, select")) { add(el.value); add(el.checked); }
+  for (const el of document.querySelectorAll("[aria-expanded], [aria-checked], [aria-selected], details, dialog")) {
+    add(el.getAttribute("aria-expanded")); add(el.getAttribute("aria-checked")); add(el.getAttribute("aria-selected")); add(el.open);
+  }
+  return h;
+})()"#;
+
 /// The HTTP status of the main document's response (0 when unknown), from the navigation
 /// timing entry.
 pub const NAVIGATION_STATUS: &str = r#"(() => {
