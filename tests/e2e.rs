@@ -668,6 +668,50 @@ async fn budgets_stop_the_run_with_their_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_wall_clock_and_denial_budgets_stop_the_run_with_their_reason() {
+    let c = Case::new();
+    let p = portal().await;
+    let base = std::fs::read_to_string(c.task_for(&p)).expect("task");
+    let run = |task: PathBuf, transcript: PathBuf| {
+        let model = format!("scripted:{}", transcript.display());
+        let task = task.to_str().expect("utf8").to_string();
+        let c = &c;
+        let p = &p;
+        async move {
+            c.airlock(
+                &["run", &task, "--model", &model, "--approvals", "deny"],
+                Some(p),
+            )
+            .await
+        }
+    };
+    // Wall clock: 3 s for a model that keeps waiting a second at a time.
+    let task = c.file(
+        "clock.toml",
+        &base
+            .replace("wall_clock_secs = ", "wall_clock_secs = 3 #")
+            .replace("step_timeout_secs = ", "step_timeout_secs = 3 #"),
+    );
+    let wait = r#"{"action":"wait","duration":1}"#;
+    let t = c.file("waits.jsonl", &format!("{}\n", [wait; 12].join("\n")));
+    let out = run(task, t).await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("3 s wall clock"), "{}", text(&out));
+    assert_no_leftovers(&run_id(&out));
+
+    // Denials: the tracker's other incident is read-only for this task (not a severe
+    // violation: same host, undeclared path), and the fourth denial ends the run.
+    let task = c.file("denials.toml", &base);
+    let nav =
+        r#"{"airlock":{"kind":"navigate","url":"http://incidents.example/incidents/INC-9911"}}"#;
+    let t = c.file("denials.jsonl", &format!("{}\n", [nav; 6].join("\n")));
+    let out = run(task, t).await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("4 denied actions"), "{}", text(&out));
+    assert_no_leftovers(&run_id(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_run_is_frozen_then_torn_down_with_a_complete_audit() {
     let c = Case::new();
     let p = portal().await;
