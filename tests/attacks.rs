@@ -1064,27 +1064,18 @@ async fn an_invisible_overlay_over_submit_cannot_take_the_click() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "an overlay with a transparent background and a zero-width space as text is not \
-            \"see-through\" to the overlay check (it has text) and not invisible (opacity 1): the \
-            click is allowed as `read`, and its handler resolves INC-9911"]
 async fn a_clear_overlay_holding_a_zero_width_space_cannot_take_the_click() {
     let (a, run) = click_through_overlay("clear").await;
     assert_overlay_refused(&a, &run).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "an overlay tinted rgba(255,255,255,0.02) is neither transparent (the check wants \
-            alpha exactly 0) nor invisible (opacity 1): the click is allowed as `read`, and its \
-            handler resolves INC-9911"]
 async fn a_faintly_tinted_overlay_cannot_take_the_click() {
     let (a, run) = click_through_overlay("faint").await;
     assert_overlay_refused(&a, &run).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "a visible fake \"Submit note\" (a plain div) drawn over the real button is clicked \
-            as `read` page content; its script resolves INC-9911. A non-interactive layer over \
-            an interactive element is not noticed unless it is see-through"]
 async fn a_visible_lookalike_over_submit_cannot_take_the_click() {
     let (a, run) = click_through_overlay("lookalike").await;
     assert_overlay_refused(&a, &run).await;

@@ -237,7 +237,7 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
     if let Some(covered) = &el.covers {
         return Classification::refused(
             "builtin.grounding.transparent-overlay",
-            format!("a see-through layer covers {covered}; the click would not reach what is visible there"),
+            format!("a layer covers {covered}; a click there would reach the layer, not the control under it"),
         );
     }
     if el.invisible {

@@ -115,23 +115,22 @@ pub const DESCRIBE: &str = r#"function() {
   };
 }"#;
 
-/// Whether the topmost element at a point is a see-through layer over an interactive element
-/// (arguments: x, y). Returns a description of the covered element, or null.
+/// Whether the topmost element at a point is a layer over an interactive element that is not
+/// its own ancestor (arguments: x, y): a click there reaches the layer, not the control a
+/// person (or a model) sees or expects. See-through, faintly tinted, zero-width-text and
+/// visible lookalike layers are all covers: what the layer looks like does not matter, only
+/// that the control under it would not get the click. Returns a description of the covered
+/// element, or null.
 pub const TRANSPARENT_COVER: &str = r#"function(x, y) {
   const stack = document.elementsFromPoint(x, y);
   if (stack.length < 2) return null;
   const top = stack[0];
-  const sel = 'a[href],button,input,select,textarea,summary,[role=button],[role=link]';
+  const sel = 'a[href],button,input,select,textarea,summary,[role=button],[role=link],[role=menuitem],[role=tab],[role=checkbox],[role=radio],[role=switch],[contenteditable=""],[contenteditable=true]';
   if (top.closest(sel)) return null;
-  const cs = getComputedStyle(top);
-  const bg = cs.backgroundColor;
-  const clearBg = bg === 'transparent' || /rgba\(.*,\s*0(\.0+)?\)$/.test(bg);
-  const noText = (top.innerText || '').trim() === '';
-  const seeThrough = (clearBg && cs.backgroundImage === 'none' && noText) || parseFloat(cs.opacity) < 0.05;
-  if (!seeThrough) return null;
   for (const el of stack.slice(1)) {
+    if (el.contains(top)) continue;
     const hit = el.closest(sel);
-    if (hit) {
+    if (hit && !hit.contains(top)) {
       const name = (hit.getAttribute('aria-label') || hit.innerText || hit.value || '').trim().slice(0, 80);
       return hit.tagName.toLowerCase() + " '" + name + "'";
     }
