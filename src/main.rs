@@ -836,10 +836,9 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
 
 async fn eval(home: &Path, args: EvalArgs) -> anyhow::Result<u8> {
     use std::io::IsTerminal;
-    let scenarios = airlock_eval::load_suite(&args.suite, &args.filter).map_err(|e| match e {
-        airlock_eval::EvalError::Io { .. } => anyhow!(e),
-        other => usage(other.to_string()),
-    })?;
+    // A suite that cannot be read or validated is the caller's to fix: nothing has run yet.
+    let scenarios =
+        airlock_eval::load_suite(&args.suite, &args.filter).map_err(|e| usage(e.to_string()))?;
     let suite = args
         .suite
         .file_name()
