@@ -16,6 +16,7 @@ use airlock_core::manifest::TaskManifest;
 use airlock_core::{Action, Modifiers, MouseButton, Point, Target};
 use airlock_policy::cedar::PolicyEngine;
 use airlock_policy::{decide, GateContext};
+use airlock_sandbox::pool::SandboxPool;
 use airlock_sandbox::{BrowserSandbox, EgressPolicy, Isolation, SandboxConfig};
 use serde_json::json;
 use std::io::Write;
@@ -150,7 +151,8 @@ async fn main() {
             .unwrap_or(0)
     );
 
-    // 1. Session start: isolated sandbox ready for its first action vs plain Chromium.
+    // 1. Session start: isolated sandbox ready for its first action vs plain Chromium (the
+    //    baseline); the pool below is compared with the isolated cold start.
     let mut ours = Vec::new();
     let mut base = Vec::new();
     for i in 0..5 {
@@ -192,10 +194,36 @@ async fn main() {
         base.push(t0.elapsed());
         sb.teardown().await;
     }
+    let cold = stats(ours.clone());
+    line("session start to first page (ms)", cold, stats(base), "ms");
+
+    // 1b. The same from a pool of pre-started, never-used sandboxes (filled off the clock; each
+    // taken once and torn down after its run), against the cold isolated start above.
+    let mut pool = SandboxPool::new(SandboxConfig::new(
+        &format!("bench-pool-{}", std::process::id()),
+        egress(addr),
+    ));
+    let mut pooled = Vec::new();
+    for _ in 0..5 {
+        pool.fill(1).await.unwrap();
+        let t0 = Instant::now();
+        let (mut sb, _rx) = pool.take().await.unwrap();
+        sb.execute(
+            &Action::Navigate {
+                url: "http://app.example/".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        pooled.push(t0.elapsed());
+        sb.teardown().await;
+    }
+    pool.drain().await;
     line(
-        "session start to first page (ms)",
-        stats(ours),
-        stats(base),
+        "session start from a pre-started pool (ms)",
+        stats(pooled),
+        cold,
         "ms",
     );
 
@@ -392,4 +420,77 @@ async fn main() {
         "observation size",
         snap_chars as f64 / raw_chars.max(1) as f64
     );
+
+    // 6. Concurrency: N whole runs (fresh portal, audit home, sandbox each) at once vs one.
+    concurrency().await;
+}
+
+/// Used memory of the machine (MemTotal - MemAvailable), in MiB.
+fn used_mib() -> f64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field("MemTotal:") - field("MemAvailable:")) / 1024.0
+}
+
+/// Runs `n` copies of `scenario` at once; returns (wall time, peak extra memory in MiB).
+async fn batch(scenario: &airlock_eval::Scenario, n: usize) -> (Duration, f64) {
+    let idle = used_mib();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut peak = 0.0f64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(used_mib());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    };
+    let opts = airlock_eval::EvalOptions {
+        jobs: n,
+        chromium: None,
+        progress: false,
+        color: false,
+    };
+    let t0 = Instant::now();
+    let report = airlock_eval::run_suite("bench", vec![scenario.clone(); n], &opts).await;
+    let wall = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap_or(idle);
+    assert!(!report.failed(), "{}", report.table());
+    (wall, (peak - idle).max(0.0))
+}
+
+async fn concurrency() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/ci-portal/modal-notice");
+    let scenario = airlock_eval::Scenario::load(&dir).unwrap();
+    let (one, one_mib) = batch(&scenario, 1).await;
+    let base = 1.0 / one.as_secs_f64();
+    println!(
+        "{:<44} 1 run: {:.2} s, {:.1} runs/min, {:.0} MiB",
+        "concurrency (ci-portal/modal-notice, whole runs)",
+        one.as_secs_f64(),
+        base * 60.0,
+        one_mib
+    );
+    for n in [2usize, 4, 8] {
+        let (wall, mib) = batch(&scenario, n).await;
+        let throughput = n as f64 / wall.as_secs_f64();
+        println!(
+            "{:<44} {n} runs: {:.2} s, {:.1} runs/min, {:.0} MiB per run | throughput ratio vs 1 run {:.2}x",
+            "",
+            wall.as_secs_f64(),
+            throughput * 60.0,
+            mib / n as f64,
+            throughput / base
+        );
+    }
 }
