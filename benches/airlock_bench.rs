@@ -425,32 +425,52 @@ async fn main() {
     concurrency().await;
 }
 
-/// Used memory of the machine (MemTotal - MemAvailable), in MiB.
-fn used_mib() -> f64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
+/// Proportional set size (MiB) of every process of the eval runs in flight: the processes
+/// whose environment carries `AIRLOCK_RUN=eval-…` (every sandbox process does). PSS splits
+/// pages Chromium processes share, so the sum is what the runs really cost, and other work on
+/// a shared machine does not count.
+fn runs_pss_mib() -> (f64, usize) {
+    let mut kib = 0.0;
+    let mut runs = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let Some(run) = env
+            .split(|b| *b == 0)
+            .find(|kv| kv.starts_with(b"AIRLOCK_RUN=eval-"))
+        else {
+            continue;
+        };
+        runs.insert(run.to_vec());
+        let rollup = std::fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
+        kib += rollup
+            .lines()
+            .find(|l| l.starts_with("Pss:"))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (field("MemTotal:") - field("MemAvailable:")) / 1024.0
+            .unwrap_or(0.0);
+    }
+    (kib / 1024.0, runs.len())
 }
 
-/// Runs `n` copies of `scenario` at once; returns (wall time, peak extra memory in MiB).
-async fn batch(scenario: &airlock_eval::Scenario, n: usize) -> (Duration, f64) {
-    let idle = used_mib();
+/// Runs `n` copies of `scenario` at once; returns the wall time, the peak PSS of all runs and
+/// the median PSS per live run over the samples (MiB).
+async fn batch(scenario: &airlock_eval::Scenario, n: usize) -> (Duration, f64, f64) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut peak = 0.0f64;
+            let mut per_run = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(used_mib());
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                let (total, runs) = runs_pss_mib();
+                peak = peak.max(total);
+                if runs > 0 {
+                    per_run.push(total / runs as f64);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            peak
+            per_run.sort_by(f64::total_cmp);
+            (peak, per_run.get(per_run.len() / 2).copied().unwrap_or(0.0))
         })
     };
     let opts = airlock_eval::EvalOptions {
@@ -463,33 +483,34 @@ async fn batch(scenario: &airlock_eval::Scenario, n: usize) -> (Duration, f64) {
     let report = airlock_eval::run_suite("bench", vec![scenario.clone(); n], &opts).await;
     let wall = t0.elapsed();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.await.unwrap_or(idle);
+    let (peak, per_run) = sampler.await.unwrap_or((0.0, 0.0));
     assert!(!report.failed(), "{}", report.table());
-    (wall, (peak - idle).max(0.0))
+    (wall, peak, per_run)
 }
 
 async fn concurrency() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/ci-portal/modal-notice");
     let scenario = airlock_eval::Scenario::load(&dir).unwrap();
-    let (one, one_mib) = batch(&scenario, 1).await;
+    let (one, _, one_mib) = batch(&scenario, 1).await;
     let base = 1.0 / one.as_secs_f64();
     println!(
-        "{:<44} 1 run: {:.2} s, {:.1} runs/min, {:.0} MiB",
+        "{:<44} 1 run: {:.2} s, {:.1} runs/min, {:.0} MiB PSS per live run",
         "concurrency (ci-portal/modal-notice, whole runs)",
         one.as_secs_f64(),
         base * 60.0,
         one_mib
     );
     for n in [2usize, 4, 8] {
-        let (wall, mib) = batch(&scenario, n).await;
+        let (wall, peak, mib) = batch(&scenario, n).await;
         let throughput = n as f64 / wall.as_secs_f64();
         println!(
-            "{:<44} {n} runs: {:.2} s, {:.1} runs/min, {:.0} MiB per run | throughput ratio vs 1 run {:.2}x",
+            "{:<44} {n} runs: {:.2} s, {:.1} runs/min, {:.0} MiB PSS per live run, peak {:.0} MiB | throughput ratio vs 1 run {:.2}x",
             "",
             wall.as_secs_f64(),
             throughput * 60.0,
-            mib / n as f64,
+            mib,
+            peak,
             throughput / base
         );
     }

@@ -102,6 +102,16 @@ pub async fn run_suite(suite: &str, scenarios: Vec<Scenario>, opts: &EvalOptions
     }
 }
 
+/// A scenario's status from whether everything held and whether it is a marked known gap.
+fn judge(held: bool, known_gap: bool) -> Status {
+    match (held, known_gap) {
+        (true, false) => Status::Passed,
+        (false, false) => Status::Failed,
+        (true, true) => Status::KnownGapHolds,
+        (false, true) => Status::KnownGap,
+    }
+}
+
 fn tally(r: &ScenarioResult) -> Tally {
     Tally {
         kind: Some(r.kind),
@@ -344,12 +354,7 @@ pub async fn run_scenario(s: &Scenario, chromium: Option<PathBuf>) -> ScenarioRe
     let (checked, correct, grounding) = check_grounding(&s.file.ground_truth, &facts);
     failures.extend(grounding);
     let held = failures.is_empty() && goals_broken.is_empty();
-    let status = match (held, s.file.known_gap.is_some()) {
-        (true, false) => Status::Passed,
-        (false, false) => Status::Failed,
-        (true, true) => Status::KnownGapHolds,
-        (false, true) => Status::KnownGap,
-    };
+    let status = judge(held, s.file.known_gap.is_some());
     ScenarioResult {
         name: s.name.clone(),
         kind: s.file.kind,
@@ -367,5 +372,46 @@ pub async fn run_scenario(s: &Scenario, chromium: Option<PathBuf>) -> ScenarioRe
         metrics: run_metrics(&facts),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         log: if held { Vec::new() } else { lines.0 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_whose_expectation_fails_is_failed_unless_marked_a_known_gap() {
+        assert_eq!(judge(true, false), Status::Passed);
+        assert_eq!(judge(false, false), Status::Failed);
+        assert!(judge(false, false).fails_suite());
+        assert_eq!(judge(false, true), Status::KnownGap);
+        assert!(!judge(false, true).fails_suite());
+        assert_eq!(judge(true, true), Status::KnownGapHolds);
+    }
+
+    #[test]
+    fn a_failed_attack_counts_as_a_successful_attack_and_a_passed_gap_as_passed() {
+        let mut r = errored("a".into(), Kind::Attack, "c".into(), "x".into());
+        r.status = judge(false, true);
+        r.known_gap = Some("open".into());
+        r.goals_broken = vec!["1 request(s) reached `evil.example`".into()];
+        let t = tally(&r);
+        assert!(t.attack_succeeded && t.known_gap && !t.passed);
+        r.status = judge(true, true);
+        r.goals_broken.clear();
+        let t = tally(&r);
+        assert!(!t.attack_succeeded && t.passed);
+        let e = errored("b".into(), Kind::Benign, "c".into(), "boom".into());
+        assert!(e.status.fails_suite());
+        assert!(!tally(&e).passed);
+    }
+
+    #[test]
+    fn run_ids_are_short_and_unique() {
+        let a = run_id_for();
+        let b = run_id_for();
+        assert_ne!(a, b);
+        // Chromium's singleton socket lives under /tmp/airlock-run-ID/tmp/…/SingletonSocket.
+        assert!(a.len() <= 40, "{a}");
     }
 }
