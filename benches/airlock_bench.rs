@@ -16,6 +16,7 @@ use airlock_core::manifest::TaskManifest;
 use airlock_core::{Action, Modifiers, MouseButton, Point, Target};
 use airlock_policy::cedar::PolicyEngine;
 use airlock_policy::{decide, GateContext};
+use airlock_sandbox::pool::SandboxPool;
 use airlock_sandbox::{BrowserSandbox, EgressPolicy, Isolation, SandboxConfig};
 use serde_json::json;
 use std::io::Write;
@@ -150,7 +151,8 @@ async fn main() {
             .unwrap_or(0)
     );
 
-    // 1. Session start: isolated sandbox ready for its first action vs plain Chromium.
+    // 1. Session start: isolated sandbox ready for its first action vs plain Chromium (the
+    //    baseline); the pool below is compared with the isolated cold start.
     let mut ours = Vec::new();
     let mut base = Vec::new();
     for i in 0..5 {
@@ -192,10 +194,36 @@ async fn main() {
         base.push(t0.elapsed());
         sb.teardown().await;
     }
+    let cold = stats(ours.clone());
+    line("session start to first page (ms)", cold, stats(base), "ms");
+
+    // 1b. The same from a pool of pre-started, never-used sandboxes (filled off the clock; each
+    // taken once and torn down after its run), against the cold isolated start above.
+    let mut pool = SandboxPool::new(SandboxConfig::new(
+        &format!("bench-pool-{}", std::process::id()),
+        egress(addr),
+    ));
+    let mut pooled = Vec::new();
+    for _ in 0..5 {
+        pool.fill(1).await.unwrap();
+        let t0 = Instant::now();
+        let (mut sb, _rx) = pool.take().await.unwrap();
+        sb.execute(
+            &Action::Navigate {
+                url: "http://app.example/".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        pooled.push(t0.elapsed());
+        sb.teardown().await;
+    }
+    pool.drain().await;
     line(
-        "session start to first page (ms)",
-        stats(ours),
-        stats(base),
+        "session start from a pre-started pool (ms)",
+        stats(pooled),
+        cold,
         "ms",
     );
 
@@ -392,4 +420,98 @@ async fn main() {
         "observation size",
         snap_chars as f64 / raw_chars.max(1) as f64
     );
+
+    // 6. Concurrency: N whole runs (fresh portal, audit home, sandbox each) at once vs one.
+    concurrency().await;
+}
+
+/// Proportional set size (MiB) of every process of the eval runs in flight: the processes
+/// whose environment carries `AIRLOCK_RUN=eval-…` (every sandbox process does). PSS splits
+/// pages Chromium processes share, so the sum is what the runs really cost, and other work on
+/// a shared machine does not count.
+fn runs_pss_mib() -> (f64, usize) {
+    let mut kib = 0.0;
+    let mut runs = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let Some(run) = env
+            .split(|b| *b == 0)
+            .find(|kv| kv.starts_with(b"AIRLOCK_RUN=eval-"))
+        else {
+            continue;
+        };
+        runs.insert(run.to_vec());
+        let rollup = std::fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
+        kib += rollup
+            .lines()
+            .find(|l| l.starts_with("Pss:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    (kib / 1024.0, runs.len())
+}
+
+/// Runs `n` copies of `scenario` at once; returns the wall time, the peak PSS of all runs and
+/// the median PSS per live run over the samples (MiB).
+async fn batch(scenario: &airlock_eval::Scenario, n: usize) -> (Duration, f64, f64) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut peak = 0.0f64;
+            let mut per_run = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (total, runs) = runs_pss_mib();
+                peak = peak.max(total);
+                if runs > 0 {
+                    per_run.push(total / runs as f64);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            per_run.sort_by(f64::total_cmp);
+            (peak, per_run.get(per_run.len() / 2).copied().unwrap_or(0.0))
+        })
+    };
+    let opts = airlock_eval::EvalOptions {
+        jobs: n,
+        chromium: None,
+        progress: false,
+        color: false,
+    };
+    let t0 = Instant::now();
+    let report = airlock_eval::run_suite("bench", vec![scenario.clone(); n], &opts).await;
+    let wall = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (peak, per_run) = sampler.await.unwrap_or((0.0, 0.0));
+    assert!(!report.failed(), "{}", report.table());
+    (wall, peak, per_run)
+}
+
+async fn concurrency() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/ci-portal/modal-notice");
+    let scenario = airlock_eval::Scenario::load(&dir).unwrap();
+    let (one, _, one_mib) = batch(&scenario, 1).await;
+    let base = 1.0 / one.as_secs_f64();
+    println!(
+        "{:<44} 1 run: {:.2} s, {:.1} runs/min, {:.0} MiB PSS per live run",
+        "concurrency (ci-portal/modal-notice, whole runs)",
+        one.as_secs_f64(),
+        base * 60.0,
+        one_mib
+    );
+    for n in [2usize, 4, 8] {
+        let (wall, peak, mib) = batch(&scenario, n).await;
+        let throughput = n as f64 / wall.as_secs_f64();
+        println!(
+            "{:<44} {n} runs: {:.2} s, {:.1} runs/min, {:.0} MiB PSS per live run, peak {:.0} MiB | throughput ratio vs 1 run {:.2}x",
+            "",
+            wall.as_secs_f64(),
+            throughput * 60.0,
+            mib,
+            peak,
+            throughput / base
+        );
+    }
 }

@@ -27,6 +27,8 @@ mod exit {
     pub const MODEL: u8 = 6;
     pub const SANDBOX: u8 = 7;
     pub const AUDIT_BROKEN: u8 = 8;
+    /// `airlock eval`: a scenario's expectation failed (or it could not run).
+    pub const EVAL_FAILED: u8 = 9;
 }
 
 #[derive(Parser)]
@@ -38,7 +40,8 @@ mod exit {
 Chromium, gating every action against the task manifest, pausing risky steps for a human, \
 recording a tamper-evident audit before anything executes, and verifying the result itself.",
     after_help = "Exit codes: 0 verified success, 1 error, 2 usage or manifest refused, 3 not verified, \
-4 approval denied, 5 budget exhausted, 6 model/transcript error, 7 sandbox error, 8 audit chain broken."
+4 approval denied, 5 budget exhausted, 6 model/transcript error, 7 sandbox error, 8 audit chain broken, \
+9 an eval scenario's expectation failed."
 )]
 struct Cli {
     /// State directory (SQLite audit `airlock.db` and `blobs/`).
@@ -96,6 +99,27 @@ enum Command {
         #[command(subcommand)]
         command: ReviewersCommand,
     },
+    /// Run a suite of scenarios (each in a fresh portal, audit home and sandbox), print the
+    /// metrics and write them as JSON and Markdown; exit 9 if any expectation failed.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// A folder of scenarios (sub-folders with a scenario.toml), e.g. suites/redteam.
+    suite: PathBuf,
+    /// Scenarios run at the same time.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Where report.json and report.md go (default: HOME/eval/SUITE).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Only scenarios whose name contains TEXT.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    filter: String,
+    /// Chromium binary (default: Debian's /usr/lib/chromium/chromium, or AIRLOCK_CHROMIUM).
+    #[arg(long)]
+    chromium: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -396,6 +420,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         ),
         Command::Replay(args) => replay(&cli.home, args),
         Command::Reviewers { command } => reviewers(&cli.home, command),
+        Command::Eval(args) => eval(&cli.home, args).await,
     }
 }
 
@@ -806,6 +831,33 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
         Outcome::ProviderFailed { .. } => exit::MODEL,
         Outcome::SandboxFailed { .. } => exit::SANDBOX,
         Outcome::Stopped { .. } => exit::APPROVAL_DENIED,
+    })
+}
+
+async fn eval(home: &Path, args: EvalArgs) -> anyhow::Result<u8> {
+    use std::io::IsTerminal;
+    // A suite that cannot be read or validated is the caller's to fix: nothing has run yet.
+    let scenarios =
+        airlock_eval::load_suite(&args.suite, &args.filter).map_err(|e| usage(e.to_string()))?;
+    let suite = args
+        .suite
+        .file_name()
+        .map_or_else(|| "suite".to_string(), |n| n.to_string_lossy().into_owned());
+    let opts = airlock_eval::EvalOptions {
+        jobs: args.jobs.max(1),
+        chromium: args.chromium,
+        progress: std::io::stderr().is_terminal(),
+        color: std::env::var_os("NO_COLOR").is_none(),
+    };
+    let report = airlock_eval::run_suite(&suite, scenarios, &opts).await;
+    print!("{}", report.table());
+    let out = args.out.unwrap_or_else(|| home.join("eval").join(&suite));
+    let (json, md) = report.write(&out)?;
+    println!("report: {} and {}", json.display(), md.display());
+    Ok(if report.failed() {
+        exit::EVAL_FAILED
+    } else {
+        exit::OK
     })
 }
 

@@ -14,6 +14,8 @@
 //! * `evil.example` — the attacker's site: a lookalike CI login and `/collect` endpoints that keep
 //!   whatever reaches them as `stolen` entries (module `evil`). No task has it in scope; it is
 //!   served so that a leak would be observable;
+//! * `/suite/…` on `incidents.example` — benign hazards for the `airlock eval` suites (duplicate
+//!   labels, a modal, layout drift; module `suite_pages`);
 //! * anything else — a plain 404 "unknown host" page.
 //!
 //! Under the path prefix `/_sor/`, on any host, the portal also serves a JSON
@@ -31,6 +33,7 @@ mod incidents;
 mod lab;
 mod sor;
 mod state;
+mod suite_pages;
 #[cfg(test)]
 mod test_support;
 
@@ -170,7 +173,7 @@ pub async fn start(listen: SocketAddr, config: PortalConfig) -> Result<PortalHan
 pub fn router(state: PortalState) -> Router {
     let apps = Apps {
         ci: ci::routes(state.clone()),
-        incidents: incidents::routes(state.clone()),
+        incidents: incidents::routes(state.clone()).merge(suite_pages::routes(state.clone())),
         lab: lab::routes(state.clone()),
         evil: evil::routes(state.clone()),
         sor: sor::routes(state.clone()),

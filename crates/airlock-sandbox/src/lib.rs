@@ -15,6 +15,7 @@ pub mod intercept;
 mod js;
 pub mod keys;
 pub mod launch;
+pub mod pool;
 pub mod proxy;
 pub mod snapshot;
 
