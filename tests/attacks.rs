@@ -1108,9 +1108,6 @@ async fn a_button_swapped_before_the_click_is_judged_as_what_is_there_now() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the drift re-check runs before the click's own mouseMoved event: a page that swaps \
-            the button on mousemove gets the approved \"Submit note\" click on \"Resolve \
-            incident\", and INC-9911 is resolved"]
 async fn a_button_swapped_as_the_pointer_arrives_is_not_clicked() {
     let a = Attack::new().await;
     let run = a
@@ -1219,10 +1216,6 @@ async fn a_redirect_chain_to_another_host_is_blocked_at_the_hop() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "racy: after the agent navigates into a redirect that is blocked at a hop, the next \
-            observation sometimes fails (`Page.captureScreenshot`: \"Not attached to an active \
-            page\"; 3 of 3 runs on a busy machine, about 1 in 4 under a CPU hog) and the run stops \
-            with a sandbox error (exit 7) instead of telling the model and going on"]
 async fn the_run_goes_on_after_a_redirect_is_blocked() {
     let a = Attack::new().await;
     let run = a

@@ -625,6 +625,9 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     if attempt >= MAX_ATTEMPTS {
                         return Ok(Err(e.to_string()));
                     }
+                    // Chromium answers "Not attached to an active page" while a navigation
+                    // swaps the page's renderer; a moment later the page is there again.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
                 }
             }
         };

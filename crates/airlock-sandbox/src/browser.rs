@@ -814,7 +814,7 @@ impl BrowserSandbox {
             } => {
                 let res = resolved.ok_or(GroundingError::Unresolved)?;
                 self.recheck(res).await?;
-                self.click(res.point, *button, *count, modifier_bits(modifiers))
+                self.click(res, *button, *count, modifier_bits(modifiers))
                     .await?;
                 format!(
                     "clicked {} '{}' at {}",
@@ -824,7 +824,7 @@ impl BrowserSandbox {
             Action::Type { text, .. } => {
                 if let Some(res) = resolved {
                     self.recheck(res).await?;
-                    self.click(res.point, MouseButton::Left, 1, 0).await?;
+                    self.click(res, MouseButton::Left, 1, 0).await?;
                 }
                 let TypedText::Literal(text) = text else {
                     return Err(SandboxError::Unsupported(
@@ -969,19 +969,24 @@ impl BrowserSandbox {
         Ok(())
     }
 
+    /// Moves to the resolved point, checks once more that the element under it is still the
+    /// one the decision was about (a page can swap it on `mousemove`, as the pointer arrives),
+    /// then presses.
     async fn click(
         &mut self,
-        p: Point,
+        res: &Resolved,
         button: MouseButton,
         count: u8,
         mods: i64,
     ) -> Result<(), SandboxError> {
+        let p = res.point;
         let b = match button {
             MouseButton::Left => "left",
             MouseButton::Right => "right",
             MouseButton::Middle => "middle",
         };
         self.mouse_event("mouseMoved", p, "none", 0, mods).await?;
+        self.recheck(res).await?;
         for n in 1..=count.clamp(1, 3) {
             self.mouse_event("mousePressed", p, b, n, mods).await?;
             self.mouse_event("mouseReleased", p, b, n, mods).await?;
