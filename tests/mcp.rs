@@ -65,6 +65,10 @@ impl Case {
 
     /// Starts the Python MCP client, which itself starts `airlock mcp` on stdio.
     fn client(&self, scenario: &str, approvals: &str) -> Child {
+        self.client_with(scenario, approvals, &[])
+    }
+
+    fn client_with(&self, scenario: &str, approvals: &str, extra: &[&str]) -> Child {
         Command::new(python())
             .arg(root().join("tests/mcp/client.py"))
             .arg(scenario)
@@ -79,6 +83,7 @@ impl Case {
             .arg(self.log())
             .arg("--errlog")
             .arg(self.errlog())
+            .args(extra)
             .current_dir(root())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -435,6 +440,75 @@ fn a_client_that_disconnects_mid_run_leaves_no_browser_and_a_sealed_complete_aud
         audit.last().expect("seal")["payload"]["result"]["outcome"],
         "provider_failed"
     );
+}
+
+#[test]
+fn an_operator_stops_an_idle_session_and_its_next_call_says_the_run_ended() {
+    let case = Case::new();
+    let resume = case.dir.path().join("resume");
+    let client = case.client_with(
+        "idle",
+        "deny",
+        &["--resume", resume.to_str().expect("utf8")],
+    );
+    let until = Instant::now() + Duration::from_secs(120);
+    while !case.events().iter().any(|e| e["event"] == "idle") {
+        assert!(
+            Instant::now() < until,
+            "the client never went idle\n{}",
+            case.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = case.airlock(&["audit", "list"]);
+    let run_id = text(&list)
+        .split_whitespace()
+        .find(|w| w.starts_with("run-"))
+        .expect("a run")
+        .to_string();
+    let stop = case.airlock(&[
+        "stop",
+        &run_id,
+        "--reason",
+        "enough for today",
+        "--as",
+        "op",
+    ]);
+    assert_eq!(stop.status.code(), Some(0), "{}", text(&stop));
+    // The engine sees the stop although no tool call comes: the run is torn down and sealed.
+    let sealed = loop {
+        let l = case.airlock(&["audit", "list"]);
+        if text(&l).contains("sealed") {
+            break text(&l);
+        }
+        assert!(
+            Instant::now() < until,
+            "the stopped run was not sealed\n{}",
+            case.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(sealed.contains("stopped"), "{sealed}");
+    assert_no_leftovers(&run_id);
+    assert_audit_verifies(&case, &run_id);
+    std::fs::write(&resume, "").expect("resume");
+    let out = wait(client, Duration::from_secs(60), &case);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        case.diagnostics()
+    );
+    let evs = case.events();
+    let after = &results(&evs, "browser_click")[0];
+    assert_eq!(after["isError"], true);
+    let t = after["text"].as_str().expect("text");
+    assert!(
+        t.contains("has ended") && t.contains("enough for today"),
+        "{t}"
+    );
+    assert_eq!(after["structured"]["outcome"], "stopped");
 }
 
 #[test]

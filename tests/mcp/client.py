@@ -11,6 +11,8 @@ Scenarios:
   full        stdio: list tools, snapshot, an off-task navigation, the ci-incident steps (the
               submit needs approval and blocks until the test approves it), a screenshot, done.
   disconnect  stdio: a few steps, then the client process dies without closing anything.
+  idle        stdio: a snapshot, then idle until the file --resume exists, then one more call
+              (the test stops the run meanwhile, as an operator would).
   http        streamable HTTP with a bearer token: list tools and one snapshot, then close.
 """
 
@@ -103,6 +105,14 @@ async def disconnect(session, log):
     os._exit(0)
 
 
+async def idle(session, log, resume):
+    await call(session, log, "browser_snapshot")
+    log.write(event="idle")
+    while not os.path.exists(resume):
+        await asyncio.sleep(0.2)
+    await call(session, log, "browser_click", {"element": "search box", "x": 409, "y": 116})
+
+
 async def stdio(args, scenario):
     params = StdioServerParameters(
         command=args.bin,
@@ -138,7 +148,7 @@ async def http(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["full", "disconnect", "http"])
+    p.add_argument("scenario", choices=["full", "disconnect", "idle", "http"])
     p.add_argument("--bin")
     p.add_argument("--home")
     p.add_argument("--task")
@@ -147,12 +157,18 @@ def main():
     p.add_argument("--errlog", default="/dev/null")
     p.add_argument("--url")
     p.add_argument("--token")
+    p.add_argument("--resume", help="idle: the file whose existence ends the wait")
     p.add_argument("--approvals", default="web", help="`airlock mcp --approvals` mode")
     args = p.parse_args()
     if args.scenario == "http":
         asyncio.run(http(args))
     else:
-        asyncio.run(stdio(args, full if args.scenario == "full" else disconnect))
+        scenarios = {
+            "full": full,
+            "disconnect": disconnect,
+            "idle": lambda session, log: idle(session, log, args.resume),
+        }
+        asyncio.run(stdio(args, scenarios[args.scenario]))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 
 use airlock_core::coords::Viewport;
 use airlock_core::{Action, Observation, Target};
+use airlock_engine::RunControl;
 use airlock_providers::{Proposal, ProposeContext, Provider, ProviderError, StepFeedback};
 use serde_json::Value;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Why the run ends when the client goes away (the run's outcome names it).
 pub const CLIENT_GONE: &str = "the MCP client disconnected before claiming done";
+/// How often an idle session looks for a stop request.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One tool call on its way to the engine.
 pub(crate) struct Call {
@@ -69,6 +72,27 @@ pub struct McpProvider {
     gone: watch::Receiver<bool>,
     views: watch::Sender<Option<Arc<View>>>,
     pending: Option<oneshot::Sender<StepOutcome>>,
+    /// Stop requests for this run (`airlock stop`, the web Stop button), watched while the
+    /// engine waits for the client, which may be idle for a long time.
+    stop: Option<(Arc<dyn RunControl>, String)>,
+}
+
+impl McpProvider {
+    /// Watches `control` for stop requests of run `run_id` while waiting for the client.
+    pub fn with_stop(mut self, control: Arc<dyn RunControl>, run_id: String) -> Self {
+        self.stop = Some((control, run_id));
+        self
+    }
+}
+
+/// Resolves when someone asked to stop the run (never, without a control).
+async fn stop_requested(stop: Option<&(Arc<dyn RunControl>, String)>) {
+    let Some((control, run_id)) = stop else {
+        return std::future::pending().await;
+    };
+    while control.stop_requested(run_id).is_none() {
+        tokio::time::sleep(STOP_POLL).await;
+    }
 }
 
 /// The server half of a session: sends calls, reads views, and says when the client is gone.
@@ -90,6 +114,7 @@ pub(crate) fn link() -> (McpProvider, Link) {
             gone: gone_rx,
             views: views_tx,
             pending: None,
+            stop: None,
         },
         Link {
             calls: calls_tx,
@@ -154,9 +179,19 @@ impl Provider for McpProvider {
                 view,
             });
         }
+        let (calls, gone, stop) = (&mut self.calls, &mut self.gone, self.stop.as_ref());
         let call = tokio::select! {
-            c = self.calls.recv() => c,
-            _ = self.gone.wait_for(|g| *g) => None,
+            c = calls.recv() => c,
+            _ = gone.wait_for(|g| *g) => None,
+            () = stop_requested(stop) => {
+                // Handing back to the engine lets it see the stop before its next step and stop
+                // the run as it would any other (recorded, frozen, torn down, sealed).
+                return Err(ProviderError::Malformed {
+                    at: format!("mcp step {}", ctx.step),
+                    reason: "a stop was requested while waiting for the MCP client".into(),
+                    recoverable: true,
+                });
+            }
         };
         let Some(call) = call else {
             return Err(ProviderError::Refused(CLIENT_GONE.into()));
@@ -258,6 +293,30 @@ mod tests {
             1,
             "{page}"
         );
+    }
+
+    struct StopAfter(std::sync::atomic::AtomicU32);
+    impl RunControl for StopAfter {
+        fn stop_requested(&self, run_id: &str) -> Option<(String, String)> {
+            assert_eq!(run_id, "run-x");
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (n >= 2).then(|| ("alice".to_string(), "enough".to_string()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_reaches_the_engine_while_the_client_is_idle() {
+        let (p, link) = link();
+        let control = Arc::new(StopAfter(std::sync::atomic::AtomicU32::new(0)));
+        let mut p = p.with_stop(control.clone(), "run-x".into());
+        let o = obs("http://ci.example/", "");
+        let r = p.propose(ctx(1, &o, &[])).await;
+        assert!(
+            matches!(&r, Err(e @ ProviderError::Malformed { reason, .. }) if e.is_recoverable() && reason.contains("stop")),
+            "{r:?}"
+        );
+        assert!(control.0.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+        drop(link);
     }
 
     #[tokio::test]

@@ -39,8 +39,8 @@ pub struct Launcher<A> {
 }
 
 impl<A: Approver + Send + 'static> Launcher<A> {
-    /// `template` is the run every session gets (its `run_id` is ignored: each run gets its
-    /// own); `approver` makes the approver of each run.
+    /// `template` is the run every session gets (its `run_id` is ignored: each run gets a
+    /// fresh one); `approver` makes the approver of each run.
     pub fn new(
         audit: Arc<dyn AuditStore>,
         template: RunSpec,
@@ -63,6 +63,10 @@ impl<A: Approver + Send + 'static> Launcher<A> {
         let gone = Arc::new(link.gone);
         let (end_tx, end_rx) = watch::channel::<Option<RunEnd>>(None);
         let spec = respec(&self.template);
+        let provider = match (&spec.control, &spec.run_id) {
+            (Some(c), Some(id)) => provider.with_stop(Arc::clone(c), id.clone()),
+            _ => provider,
+        };
         let audit = Arc::clone(&self.audit);
         let mut approver = (self.approver)();
         let join = tokio::spawn(async move {
@@ -134,7 +138,8 @@ fn respec(t: &RunSpec) -> RunSpec {
         manifest: t.manifest.clone(),
         host_map: t.host_map.clone(),
         sor_header: t.sor_header.clone(),
-        run_id: None,
+        // Known before the run starts, so the provider can watch its stop requests.
+        run_id: Some(airlock_engine::new_run_id()),
         chromium: t.chromium.clone(),
         model: t.model.clone(),
         control: t.control.clone(),
