@@ -115,6 +115,9 @@ struct McpArgs {
     /// each MCP session gets its own run.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// With --http: sessions (each a run with its own browser) at a time; more are refused.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    max_sessions: usize,
     /// What happens when a step needs approval (`prompt` only with --http).
     #[arg(long, value_enum, default_value_t = Approvals::Web)]
     approvals: Approvals,
@@ -944,6 +947,7 @@ async fn mcp(home: &Path, args: McpArgs) -> anyhow::Result<u8> {
                 launcher,
                 addr,
                 token,
+                args.max_sessions,
                 |at| {
                     eprintln!(
                         "airlock mcp: streamable HTTP on http://{at}{}",

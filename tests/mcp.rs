@@ -528,7 +528,7 @@ fn streamable_http_needs_the_bearer_token_and_stays_on_loopback() {
         .arg("--home")
         .arg(case.home())
         .args(["mcp", "--task", EXAMPLE_TASK, "--approvals", "deny"])
-        .args(["--http", "127.0.0.1:0"])
+        .args(["--http", "127.0.0.1:0", "--max-sessions", "1"])
         .env("NO_COLOR", "1")
         .env("AIRLOCK_MCP_TOKEN", token)
         .stdin(Stdio::null())
@@ -573,6 +573,9 @@ fn streamable_http_needs_the_bearer_token_and_stays_on_loopback() {
             body.len()
         );
         s.write_all(req.as_bytes()).expect("write");
+        // A granted session answers on an event stream; the status line is all we need.
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
         String::from_utf8_lossy(&buf)
@@ -615,6 +618,21 @@ fn streamable_http_needs_the_bearer_token_and_stays_on_loopback() {
         .as_str()
         .expect("text")
         .contains("<untrusted-page-content"));
+
+    // One session at a time (--max-sessions 1): once the SDK client's run has ended, a new
+    // session is granted, and a second one while it runs is refused.
+    let bearer = format!("Bearer {token}");
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = post(Some(&bearer));
+        if status.contains(" 200 ") {
+            break;
+        }
+        assert!(Instant::now() < until, "no new session: {status}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let refused = post(Some(&bearer));
+    assert!(refused.contains(" 500 "), "{refused}");
 
     // SIGTERM: every session's run is ended, torn down and sealed before the server exits.
     let _ = Command::new("kill")

@@ -79,12 +79,13 @@ pub fn with_bearer(router: Router, token: BearerToken) -> Router {
 }
 
 /// Serves MCP over streamable HTTP on `addr` (loopback only) until `shutdown` resolves; each
-/// MCP session gets its own run. On shutdown every session's run is ended, torn down and
+/// MCP session gets its own run, at most `max_sessions` at a time. On shutdown every session's run is ended, torn down and
 /// sealed before this returns. `on_listen` is told the bound address (for port 0).
 pub async fn serve<A: Approver + Send + 'static>(
     launcher: Arc<Launcher<A>>,
     addr: SocketAddr,
     token: BearerToken,
+    max_sessions: usize,
     on_listen: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), McpError> {
@@ -99,7 +100,11 @@ pub async fn serve<A: Approver + Send + 'static>(
     let cancel = config.cancellation_token.clone();
     let l = Arc::clone(&launcher);
     let service = StreamableHttpService::new(
-        move || Ok(l.start_detached()),
+        move || {
+            l.start_detached(max_sessions).ok_or_else(|| {
+                std::io::Error::other(format!("at most {max_sessions} sessions at a time"))
+            })
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     );

@@ -107,14 +107,20 @@ impl<A: Approver + Send + 'static> Launcher<A> {
     }
 
     /// Like [`Launcher::start`], for transports that own the handler; the run is finished by
-    /// [`Launcher::finish_detached`].
-    pub fn start_detached(&self) -> AirlockMcp {
-        let Session { handler, run } = self.start();
-        if let Ok(mut d) = self.detached.lock() {
-            d.retain(|r| !r.join.is_finished());
-            d.push(run);
+    /// [`Launcher::finish_detached`]. `None` when `max` runs are still going: each session is a
+    /// browser, and a client holding the token must not be able to start them without bound.
+    pub fn start_detached(&self, max: usize) -> Option<AirlockMcp> {
+        let Ok(mut d) = self.detached.lock() else {
+            return None;
+        };
+        d.retain(|r| !r.join.is_finished());
+        if d.len() >= max {
+            tracing::warn!("mcp: refusing a new session: {max} session runs are still going");
+            return None;
         }
-        handler
+        let Session { handler, run } = self.start();
+        d.push(run);
+        Some(handler)
     }
 
     /// Ends every detached run (as if its client had gone) and waits until each is torn down
