@@ -8,6 +8,8 @@
 
 use airlock_core::manifest::TaskManifest;
 use airlock_core::{Action, KeyCombo, MouseButton, Point, Target, WaitCondition};
+// The limits every provider shares (the step timeout bounds waits further).
+use airlock_providers::mapping::MAX_SCROLL_CSS_PX;
 use rmcp::model::{JsonObject, Tool};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -23,10 +25,6 @@ pub const SCROLL: &str = "browser_scroll";
 pub const WAIT_FOR: &str = "browser_wait_for";
 pub const DONE: &str = "done";
 
-/// Longest wait a client may ask for, in seconds (the step timeout bounds it further).
-pub const MAX_WAIT_SECS: f64 = 60.0;
-/// Longest text a client may type in one call.
-pub const MAX_TYPE_CHARS: usize = 10_000;
 /// Longest `done` claim, in characters.
 pub const MAX_CLAIM_CHARS: usize = 2_000;
 
@@ -48,7 +46,7 @@ pub enum ToolArgError {
     #[error("unknown key `{0}`")]
     Key(String),
     #[error("{0}")]
-    Placeholder(String),
+    Text(String),
     #[error("`textGone` is not supported; wait for text that appears instead")]
     TextGone,
 }
@@ -99,15 +97,8 @@ pub fn parse(name: &str, args: &JsonObject) -> Result<Request, ToolArgError> {
             }]))
         }
         TYPE => {
-            let text = string(args, "text")?;
-            if text.chars().count() > MAX_TYPE_CHARS {
-                return Err(ToolArgError::OutOfRange(
-                    "text",
-                    format!("longer than {MAX_TYPE_CHARS} characters"),
-                ));
-            }
-            let text = airlock_providers::text::typed_text(text)
-                .map_err(|e| ToolArgError::Placeholder(e.to_string()))?;
+            let text = airlock_providers::mapping::typed(string(args, "text")?)
+                .map_err(ToolArgError::Text)?;
             let mut actions = vec![Action::Type {
                 target: target(args)?,
                 text,
@@ -134,6 +125,12 @@ pub fn parse(name: &str, args: &JsonObject) -> Result<Request, ToolArgError> {
             if dx == 0.0 && dy == 0.0 {
                 return Err(ToolArgError::Missing("deltaY"));
             }
+            if dx.abs() > MAX_SCROLL_CSS_PX || dy.abs() > MAX_SCROLL_CSS_PX {
+                return Err(ToolArgError::OutOfRange(
+                    "deltaY",
+                    format!("more than {MAX_SCROLL_CSS_PX} CSS pixels per call"),
+                ));
+            }
             let at = match (opt_number(args, "x")?, opt_number(args, "y")?) {
                 (Some(x), Some(y)) => Some(Point { x, y }),
                 (None, None) => None,
@@ -146,14 +143,8 @@ pub fn parse(name: &str, args: &JsonObject) -> Result<Request, ToolArgError> {
                 return Err(ToolArgError::TextGone);
             }
             let secs = opt_number(args, "time")?;
-            if let Some(s) = secs {
-                if !(0.0..=MAX_WAIT_SECS).contains(&s) {
-                    return Err(ToolArgError::OutOfRange(
-                        "time",
-                        format!("use 0 to {MAX_WAIT_SECS} seconds"),
-                    ));
-                }
-            }
+            let timeout_ms = airlock_providers::mapping::wait_ms(secs.unwrap_or(10.0))
+                .map_err(|e| ToolArgError::OutOfRange("time", e))?;
             let condition = match opt_string(args, "text")? {
                 Some(t) if !t.is_empty() => WaitCondition::TextPresent {
                     text: t.to_string(),
@@ -162,7 +153,6 @@ pub fn parse(name: &str, args: &JsonObject) -> Result<Request, ToolArgError> {
                 None if secs.is_some() => WaitCondition::Settled,
                 None => return Err(ToolArgError::Missing("text")),
             };
-            let timeout_ms = (secs.unwrap_or(10.0) * 1000.0) as u64;
             Ok(Request::Act(vec![Action::Wait {
                 condition,
                 timeout_ms,
@@ -425,6 +415,7 @@ pub fn list(brief: &TaskBrief) -> Vec<Tool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use airlock_providers::mapping::{MAX_TYPE_CHARS, MAX_WAIT_SECONDS};
 
     fn args(v: Value) -> JsonObject {
         match v {
@@ -484,7 +475,7 @@ mod tests {
         );
         assert!(matches!(
             parse(TYPE, &args(json!({"text": "pw {{secret:x}}"}))),
-            Err(ToolArgError::Placeholder(_))
+            Err(ToolArgError::Text(_))
         ));
         let typed = act(TYPE, json!({"ref": "e3", "text": "hello", "submit": true}));
         assert_eq!(typed.len(), 2);
@@ -547,6 +538,97 @@ mod tests {
             Ok(Request::Act(_))
         ));
         assert!(parse(SCROLL, &args(json!({"deltaY": 300, "x": 3}))).is_err());
+    }
+
+    /// Model output is untrusted: every tool, every argument, every JSON shape. Nothing panics,
+    /// and whatever parses keeps the limits (deterministic stand-in for a fuzz target, which
+    /// would pull the whole engine into the fuzz workspace).
+    #[test]
+    fn no_argument_shape_panics_and_accepted_calls_keep_the_limits() {
+        let long = "x".repeat(MAX_TYPE_CHARS + 1);
+        let values = [
+            json!(null),
+            json!(true),
+            json!(0),
+            json!(-1),
+            json!(1e308),
+            json!(-1e308),
+            json!(12.5),
+            json!(u64::MAX),
+            json!(""),
+            json!("e1"),
+            json!("{{secret:a}}"),
+            json!("{{ SECRET:a}}"),
+            json!(long),
+            json!("left"),
+            json!("ctrl+shift+Tab"),
+            json!([1, 2]),
+            json!({"a": 1}),
+        ];
+        let keys = [
+            "url",
+            "ref",
+            "x",
+            "y",
+            "element",
+            "button",
+            "doubleClick",
+            "text",
+            "submit",
+            "key",
+            "deltaX",
+            "deltaY",
+            "time",
+            "textGone",
+            "claim",
+        ];
+        let names = [
+            NAVIGATE, BACK, SNAPSHOT, SCREENSHOT, CLICK, TYPE, PRESS_KEY, SCROLL, WAIT_FOR, DONE,
+        ];
+        let mut accepted = 0;
+        for name in names {
+            for (i, k1) in keys.iter().enumerate() {
+                for k2 in keys.iter().skip(i) {
+                    for v1 in &values {
+                        for v2 in &values {
+                            let mut a = JsonObject::new();
+                            a.insert((*k1).to_string(), v1.clone());
+                            a.insert((*k2).to_string(), v2.clone());
+                            let Ok(Request::Act(actions)) = parse(name, &a) else {
+                                continue;
+                            };
+                            accepted += 1;
+                            assert!(!actions.is_empty());
+                            for action in &actions {
+                                match action {
+                                    Action::Wait { timeout_ms, .. } => {
+                                        assert!(*timeout_ms as f64 <= MAX_WAIT_SECONDS * 1000.0)
+                                    }
+                                    Action::Type {
+                                        text: airlock_core::TypedText::Literal(t),
+                                        ..
+                                    } => {
+                                        assert!(t.chars().count() <= MAX_TYPE_CHARS);
+                                        assert!(!airlock_providers::text::mentions_placeholder(t));
+                                    }
+                                    Action::Click {
+                                        target: Target::Point(p),
+                                        ..
+                                    } => assert!(p.x.is_finite() && p.y.is_finite()),
+                                    Action::Scroll { dx, dy, .. } => assert!(
+                                        dx.abs() <= MAX_SCROLL_CSS_PX
+                                            && dy.abs() <= MAX_SCROLL_CSS_PX
+                                    ),
+                                    Action::Done { claim } => assert!(!claim.trim().is_empty()),
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 100, "the corpus exercises accepted calls too");
     }
 
     #[test]
