@@ -243,14 +243,29 @@ fn an_mcp_client_runs_the_example_through_gated_tool_calls_and_a_reviewer_approv
         );
         std::thread::sleep(Duration::from_millis(300));
     };
-    // The tool call blocks while the request waits: the client has sent the submit click and
-    // has no result for it.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The tool call blocks while the request waits, reporting progress so that clients with a
+    // timeout keep waiting: the client has sent the submit click and has no result for it.
+    let until = Instant::now() + Duration::from_secs(30);
+    while !case.events().iter().any(|e| e["event"] == "progress") {
+        assert!(
+            Instant::now() < until,
+            "no progress while waiting\n{}",
+            case.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let evs = case.events();
-    let last = evs.last().expect("client events");
-    assert_eq!(last["event"], "call", "{}", case.diagnostics());
-    assert_eq!(last["tool"], "browser_click");
-    assert_eq!(last["args"]["element"], "Submit note");
+    let call = evs
+        .iter()
+        .rposition(|e| e["event"] == "call")
+        .expect("calls");
+    assert_eq!(evs[call]["tool"], "browser_click", "{}", case.diagnostics());
+    assert_eq!(evs[call]["args"]["element"], "Submit note");
+    assert!(
+        evs[call..].iter().all(|e| e["event"] != "result"),
+        "the submit returned before anyone approved it\n{}",
+        case.diagnostics()
+    );
     let approve = case.airlock(&[
         "approvals",
         "approve",

@@ -41,9 +41,13 @@ class Log:
         self.f.flush()
 
 
-async def call(session, log, tool, args=None):
+async def call(session, log, tool, args=None, progress=False):
     log.write(event="call", tool=tool, args=args or {})
-    r = await session.call_tool(tool, args or {})
+
+    async def on_progress(value, total, message):
+        log.write(event="progress", tool=tool, progress=value, message=message)
+
+    r = await session.call_tool(tool, args or {}, progress_callback=on_progress if progress else None)
     texts = [c.text for c in r.content if getattr(c, "type", "") == "text"]
     images = [c for c in r.content if getattr(c, "type", "") == "image"]
     log.write(
@@ -87,8 +91,8 @@ async def full(session, log):
     _, page = await call(session, log, "browser_snapshot")
     ref = ref_of(page, "Submit note")
     args = {"element": "Submit note", "ref": ref} if ref else {"element": "Submit note", "x": 857, "y": 497}
-    # Needs approval: blocks until the test, acting as reviewer, decides.
-    await call(session, log, "browser_click", args)
+    # Needs approval: blocks until the test, acting as reviewer, decides, reporting progress.
+    await call(session, log, "browser_click", args, progress=True)
     await call(session, log, "browser_take_screenshot")
     await call(session, log, "done", {"claim": "Added a note to INC-2048 naming test_refund_rounding."})
     # After done the run is over; further calls say so.

@@ -17,16 +17,24 @@ use airlock_engine::{Engine, EngineError, Outcome, Reporter, RunReport, RunSpec}
 use base64::Engine as _;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ContentBlock, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerInfo, Tool,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ServerCapabilities, ServerInfo, Tool,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 
 /// How a session's run ended: the engine's report, or why it could not run or record.
 pub type RunEnd = Arc<Result<RunReport, EngineError>>;
+
+/// How often a call that is still running (or waiting for a reviewer) reports progress, for
+/// clients that asked for it: many give up on a silent tool call long before a human decides.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where to send progress for one call.
+type Progress = Option<(Peer<RoleServer>, ProgressToken)>;
 
 /// Starts one run per session, each from the same task and settings.
 pub struct Launcher<A> {
@@ -234,7 +242,12 @@ impl AirlockMcp {
         }
     }
 
-    async fn call(&self, name: &str, args: JsonObject) -> Result<CallToolResult, ErrorData> {
+    async fn call(
+        &self,
+        name: &str,
+        args: JsonObject,
+        progress: Progress,
+    ) -> Result<CallToolResult, ErrorData> {
         let parsed = tools::parse(name, &args);
         if let Err(ToolArgError::UnknownTool(_)) = &parsed {
             return Err(ErrorData::invalid_params(
@@ -254,8 +267,8 @@ impl AirlockMcp {
                 Some(v) => screenshot_result(&v),
                 None => ended(&self.wait_end().await),
             }),
-            Ok(Request::Act(actions)) => Ok(self.act(name, args, Ok(actions)).await),
-            Err(e) => Ok(self.act(name, args, Err(e.to_string())).await),
+            Ok(Request::Act(actions)) => Ok(self.act(name, args, Ok(actions), progress).await),
+            Err(e) => Ok(self.act(name, args, Err(e.to_string()), progress).await),
         }
     }
 
@@ -265,6 +278,7 @@ impl AirlockMcp {
         name: &str,
         args: JsonObject,
         what: Result<Vec<Action>, String>,
+        progress: Progress,
     ) -> CallToolResult {
         let claims = what
             .as_ref()
@@ -281,7 +295,22 @@ impl AirlockMcp {
             _ = end.wait_for(Option::is_some) => false,
         };
         if sent {
-            if let Ok(outcome) = answer.await {
+            let mut answer = answer;
+            let mut ticks = 0u32;
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut answer => break r.ok(),
+                    () = tokio::time::sleep(PROGRESS_EVERY), if progress.is_some() => {
+                        ticks += 1;
+                        if let Some((peer, token)) = &progress {
+                            let note = ProgressNotificationParam::new(token.clone(), f64::from(ticks))
+                                .with_message("still running: Airlock is executing this or a reviewer is deciding");
+                            let _ = peer.notify_progress(note).await;
+                        }
+                    }
+                }
+            };
+            if let Some(outcome) = outcome {
                 return step_result(&outcome);
             }
         }
@@ -319,10 +348,14 @@ impl ServerHandler for AirlockMcp {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let args = request.arguments.unwrap_or_default();
-        self.call(&request.name, args).await
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|t| (context.peer.clone(), t));
+        self.call(&request.name, args, progress).await
     }
 }
 
