@@ -67,10 +67,16 @@ impl<A: Approver + Send + 'static> Launcher<A> {
     /// Starts a run for a new session: the engine admits the task, starts the sandbox and logs
     /// in while the client is still shaking hands.
     pub fn start(&self) -> Session {
+        self.start_session(false)
+    }
+
+    /// `tagged`: progress lines name the run (several sessions share one stderr).
+    fn start_session(&self, tagged: bool) -> Session {
         let (provider, link) = bridge::link();
         let gone = Arc::new(link.gone);
         let (end_tx, end_rx) = watch::channel::<Option<RunEnd>>(None);
         let spec = respec(&self.template);
+        let tag = spec.run_id.clone().filter(|_| tagged);
         let provider = match (&spec.control, &spec.run_id) {
             (Some(c), Some(id)) => provider.with_stop(Arc::clone(c), id.clone()),
             _ => provider,
@@ -79,7 +85,7 @@ impl<A: Approver + Send + 'static> Launcher<A> {
         let mut approver = (self.approver)();
         let join = tokio::spawn(async move {
             let mut provider = provider;
-            let mut reporter = Stderr;
+            let mut reporter = Stderr { tag };
             let result = Engine {
                 audit,
                 provider: &mut provider,
@@ -126,7 +132,7 @@ impl<A: Approver + Send + 'static> Launcher<A> {
             tracing::warn!("mcp: refusing a new session: {max} session runs are still going");
             return None;
         }
-        let Session { handler, run } = self.start();
+        let Session { handler, run } = self.start_session(true);
         d.push(run);
         Some(handler)
     }
@@ -164,11 +170,31 @@ fn respec(t: &RunSpec) -> RunSpec {
 }
 
 /// Progress lines go to stderr: on stdio, stdout is the protocol.
-struct Stderr;
+struct Stderr {
+    tag: Option<String>,
+}
 impl Reporter for Stderr {
     fn line(&mut self, text: &str) {
-        eprintln!("{text}");
+        match &self.tag {
+            Some(run) => eprintln!("[{run}] {text}"),
+            None => eprintln!("{text}"),
+        }
     }
+}
+
+/// Largest tool-call arguments recorded verbatim in the audit; larger ones are recorded by size
+/// (the engine still sees and gates the parsed action).
+const MAX_RAW_ARGS: usize = 256 * 1024;
+
+/// The tool call as the audit records it.
+fn raw_call(name: &str, args: JsonObject) -> serde_json::Value {
+    let size = serde_json::to_string(&args).map_or(0, |s| s.len());
+    let arguments = if size > MAX_RAW_ARGS {
+        json!({"not_recorded": format!("{size} bytes of arguments")})
+    } else {
+        serde_json::Value::Object(args)
+    };
+    json!({"provider": "mcp", "tool": name, "arguments": arguments})
 }
 
 /// A session's handler and its run.
@@ -286,7 +312,7 @@ impl AirlockMcp {
         let (reply, answer) = tokio::sync::oneshot::channel::<StepOutcome>();
         let call = Call {
             what,
-            raw: json!({"provider": "mcp", "tool": name, "arguments": args}),
+            raw: raw_call(name, args),
             reply,
         };
         let mut end = self.shared.end.clone();
@@ -564,6 +590,22 @@ mod tests {
             "{t}"
         );
         assert_eq!(t.matches("</airlock-report>").count(), 1, "{t}");
+    }
+
+    #[test]
+    fn oversized_arguments_are_recorded_by_size() {
+        let mut big = JsonObject::new();
+        big.insert("text".into(), json!("x".repeat(MAX_RAW_ARGS + 1)));
+        let raw = raw_call("browser_type", big);
+        assert!(raw["arguments"]["not_recorded"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("bytes of arguments")));
+        let mut small = JsonObject::new();
+        small.insert("url".into(), json!("http://ci.example/"));
+        assert_eq!(
+            raw_call("browser_navigate", small)["arguments"]["url"],
+            "http://ci.example/"
+        );
     }
 
     #[test]
