@@ -389,6 +389,44 @@ fn an_mcp_client_runs_the_example_through_gated_tool_calls_and_a_reviewer_approv
 }
 
 #[test]
+fn a_denied_approval_is_a_tool_error_with_the_reason_and_ends_the_run() {
+    let case = Case::new();
+    let client = case.client("full", "deny");
+    let out = wait(client, Duration::from_secs(180), &case);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        case.diagnostics()
+    );
+    let evs = case.events();
+    let submit = results(&evs, "browser_click")
+        .into_iter()
+        .find(|r| r["args"]["element"] == "Submit note")
+        .expect("submit result");
+    assert_eq!(submit["isError"], true, "{submit}");
+    let why = submit["text"].as_str().expect("text");
+    assert!(
+        why.contains("approval denied") && why.contains("approvals are set to deny"),
+        "{why}"
+    );
+    assert_eq!(submit["structured"]["outcome"], "approval_denied");
+    // Later calls, `done` included, say the run has ended; nothing more runs.
+    let done = &results(&evs, "done")[0];
+    assert_eq!(done["isError"], true);
+    assert!(done["text"].as_str().expect("text").contains("has ended"));
+    let run_id = submit["structured"]["run_id"].as_str().expect("run id");
+    assert_audit_verifies(&case, run_id);
+    assert_no_leftovers(run_id);
+    let audit = audit_events(&case, run_id);
+    assert!(
+        !audit.iter().any(|e| e["kind"] == "claim"),
+        "done after the end is not a claim"
+    );
+}
+
+#[test]
 fn a_client_that_disconnects_mid_run_leaves_no_browser_and_a_sealed_complete_audit() {
     let case = Case::new();
     let client = case.client("disconnect", "deny");
