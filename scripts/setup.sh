@@ -9,6 +9,10 @@ need=()
 [ -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || need+=(fonts-liberation)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# venvs with pip (the MCP SDK below, the provider SDKs) need ensurepip.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  need+=(python3-venv)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]} from Debian's packages" >&2
@@ -21,4 +25,17 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
+fi
+
+# The official MCP Python SDK that tests/mcp.rs drives `airlock mcp` with, pinned in
+# tests/mcp/requirements.txt, in a venv under the cargo target directory. Reinstalled only when
+# the pins change.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${CARGO_TARGET_DIR:-$root/target}/mcp-sdk-venv"
+reqs="$root/tests/mcp/requirements.txt"
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$reqs" "$venv/requirements.txt"; then
+  echo "setup: installing the MCP Python SDK into $venv" >&2
+  python3 -m venv --clear "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+  cp "$reqs" "$venv/requirements.txt"
 fi

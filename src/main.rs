@@ -102,6 +102,8 @@ enum Command {
     /// Run a suite of scenarios (each in a fresh portal, audit home and sandbox), print the
     /// metrics and write them as JSON and Markdown; exit 9 if any expectation failed.
     Eval(EvalArgs),
+    /// Serve a task to an MCP client as a gated browser: one session is one run.
+    Mcp(McpArgs),
 }
 
 #[derive(clap::Args)]
@@ -120,6 +122,41 @@ struct EvalArgs {
     /// Chromium binary (default: Debian's /usr/lib/chromium/chromium, or AIRLOCK_CHROMIUM).
     #[arg(long)]
     chromium: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "On stdio (the default) stdin and stdout carry the protocol, so \
+approvals cannot be asked on the terminal: they wait on the review queue (`--approvals web`, the \
+default; decide with `airlock serve` or `airlock approvals approve ID`). Logs go to stderr. With \
+--http the bearer token comes from AIRLOCK_MCP_TOKEN, or is generated and printed to stderr."
+)]
+struct McpArgs {
+    /// The task manifest (TOML) every session runs.
+    #[arg(long)]
+    task: PathBuf,
+    /// Serve streamable HTTP on this loopback address (e.g. 127.0.0.1:8931) instead of stdio;
+    /// each MCP session gets its own run.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// With --http: sessions (each a run with its own browser) at a time; more are refused.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    max_sessions: usize,
+    /// What happens when a step needs approval (`prompt` only with --http).
+    #[arg(long, value_enum, default_value_t = Approvals::Web)]
+    approvals: Approvals,
+    /// With --approvals web: seconds a request waits for a reviewer before it is denied.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    approval_timeout: u64,
+    /// An operator Cedar policy file added to Airlock's defaults (repeatable).
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
+    /// Chromium binary (default: Debian's /usr/lib/chromium/chromium, or AIRLOCK_CHROMIUM).
+    #[arg(long)]
+    chromium: Option<PathBuf>,
+    /// Run the browser without namespaces (recorded in the audit); see `airlock run --help`.
+    #[arg(long)]
+    insecure_no_sandbox: bool,
 }
 
 #[derive(clap::Args)]
@@ -421,6 +458,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Replay(args) => replay(&cli.home, args),
         Command::Reviewers { command } => reviewers(&cli.home, command),
         Command::Eval(args) => eval(&cli.home, args).await,
+        Command::Mcp(args) => mcp(&cli.home, args).await,
     }
 }
 
@@ -671,13 +709,7 @@ async fn with_bundled_portal(
 }
 
 async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
-    let text = std::fs::read_to_string(&args.task)
-        .map_err(|e| usage(format!("cannot read `{}`: {e}", args.task.display())))?;
-    let manifest = TaskManifest::from_toml(&text)
-        .map_err(|e| usage(format!("`{}`: {e}", args.task.display())))?;
-    if let Err(e) = airlock_policy::admit(&manifest) {
-        return Err(usage(format!("`{}`: {e}", args.task.display())));
-    }
+    let manifest = read_manifest(&args.task)?;
     let mut opts = airlock_providers::ProviderOptions {
         tool_version: args.tool_version.clone(),
         keep_screenshots: args.keep_screenshots,
@@ -710,35 +742,8 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             .map_err(|e| tracing::warn!("stop requests unavailable: {e:#}"))
             .ok(),
     };
-    let mut approver = match (args.approvals, &review) {
-        (Approvals::Prompt, _) => AnyApprover::Local(ApprovalMode::Prompt),
-        (Approvals::Deny, _) => AnyApprover::Local(ApprovalMode::Deny),
-        (Approvals::ApproveAll, _) => AnyApprover::Local(ApprovalMode::ApproveAll),
-        (Approvals::Web, Some(review)) => AnyApprover::Web(
-            WebApprover::new(Arc::clone(review), Duration::from_secs(args.approval_timeout))
-                .with_notice(|q| {
-                    eprintln!(
-                        "step {}: waiting for approval {} (airlock serve, or `airlock approvals approve {}`)",
-                        q.step, q.id, q.id
-                    )
-                }),
-        ),
-        (Approvals::Web, None) => return Err(anyhow!("the review queue is unavailable")),
-    };
-    let mut policies = Vec::new();
-    for f in &args.policies {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| usage(format!("cannot read policy `{}`: {e}", f.display())))?;
-        policies.push((f.display().to_string(), text));
-    }
-    {
-        let files: Vec<(&str, &str)> = policies
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.as_str()))
-            .collect();
-        airlock_policy::cedar::PolicyEngine::with_operator(&files)
-            .map_err(|e| usage(e.to_string()))?;
-    }
+    let mut approver = approver(args.approvals, review.as_ref(), args.approval_timeout)?;
+    let policies = load_policies(&args.policies)?;
     let store = open_store(home)?;
     // Every invocation first cleans up after runs whose host died.
     report_recoveries(
@@ -746,20 +751,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
     );
 
     let mut spec = RunSpec::new(manifest, args.model.clone());
-    spec.sor_header = match (
-        &spec.manifest.verifier.header_name,
-        &spec.manifest.verifier.header_env,
-    ) {
-        (Some(name), Some(var)) => Some((
-            name.clone(),
-            std::env::var(var).map_err(|_| {
-                usage(format!(
-                    "verifier.header_env: environment variable `{var}` is not set"
-                ))
-            })?,
-        )),
-        _ => None,
-    };
+    spec.sor_header = sor_header(&spec.manifest)?;
     // Hosts mapped to the bundled portal are served in-process on a free loopback port.
     let (spec, _portal) = with_bundled_portal(spec).await?;
 
@@ -823,7 +815,12 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
     } else {
         println!("audit head: {}", report.audit_head);
     }
-    Ok(match report.outcome {
+    Ok(exit_code(&report.outcome))
+}
+
+/// The documented exit code of a run's outcome.
+fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome {
         Outcome::Succeeded => exit::OK,
         Outcome::NotVerified { .. } => exit::NOT_VERIFIED,
         Outcome::ApprovalDenied { .. } => exit::APPROVAL_DENIED,
@@ -831,6 +828,29 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
         Outcome::ProviderFailed { .. } => exit::MODEL,
         Outcome::SandboxFailed { .. } => exit::SANDBOX,
         Outcome::Stopped { .. } => exit::APPROVAL_DENIED,
+    }
+}
+
+/// The approver for `--approvals`; `web` needs the review queue.
+fn approver(
+    mode: Approvals,
+    review: Option<&Arc<ReviewStore>>,
+    timeout_secs: u64,
+) -> anyhow::Result<AnyApprover> {
+    Ok(match (mode, review) {
+        (Approvals::Prompt, _) => AnyApprover::Local(ApprovalMode::Prompt),
+        (Approvals::Deny, _) => AnyApprover::Local(ApprovalMode::Deny),
+        (Approvals::ApproveAll, _) => AnyApprover::Local(ApprovalMode::ApproveAll),
+        (Approvals::Web, Some(review)) => AnyApprover::Web(
+            WebApprover::new(Arc::clone(review), Duration::from_secs(timeout_secs))
+                .with_notice(|q| {
+                    eprintln!(
+                        "step {}: waiting for approval {} (airlock serve, or `airlock approvals approve {}`)",
+                        q.step, q.id, q.id
+                    )
+                }),
+        ),
+        (Approvals::Web, None) => return Err(anyhow!("the review queue is unavailable")),
     })
 }
 
@@ -859,6 +879,162 @@ async fn eval(home: &Path, args: EvalArgs) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// Reads `--policy` files and checks them against the schema (a bad file is a usage error).
+fn load_policies(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut policies = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| usage(format!("cannot read policy `{}`: {e}", f.display())))?;
+        policies.push((f.display().to_string(), text));
+    }
+    let refs: Vec<(&str, &str)> = policies
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    airlock_policy::cedar::PolicyEngine::with_operator(&refs).map_err(|e| usage(e.to_string()))?;
+    Ok(policies)
+}
+
+/// The verifier's system-of-record header, its value from the manifest's `header_env`.
+fn sor_header(m: &TaskManifest) -> anyhow::Result<Option<(String, String)>> {
+    Ok(match (&m.verifier.header_name, &m.verifier.header_env) {
+        (Some(name), Some(var)) => Some((
+            name.clone(),
+            std::env::var(var).map_err(|_| {
+                usage(format!(
+                    "verifier.header_env: environment variable `{var}` is not set"
+                ))
+            })?,
+        )),
+        _ => None,
+    })
+}
+
+/// Reads a manifest and admits it (refusals are usage errors, before anything starts).
+fn read_manifest(path: &Path) -> anyhow::Result<TaskManifest> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read `{}`: {e}", path.display())))?;
+    let manifest =
+        TaskManifest::from_toml(&text).map_err(|e| usage(format!("`{}`: {e}", path.display())))?;
+    if let Err(e) = airlock_policy::admit(&manifest) {
+        return Err(usage(format!("`{}`: {e}", path.display())));
+    }
+    Ok(manifest)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `airlock mcp`: one run per MCP session, on stdio or streamable HTTP.
+async fn mcp(home: &Path, args: McpArgs) -> anyhow::Result<u8> {
+    let manifest = read_manifest(&args.task)?;
+    if matches!(args.approvals, Approvals::Prompt) && args.http.is_none() {
+        return Err(usage(
+            "--approvals prompt cannot ask on the terminal while stdin carries the MCP protocol; \
+             use web (the default), deny or approve-all, or serve with --http",
+        ));
+    }
+    let review = match args.approvals {
+        Approvals::Web => Some(open_review(home)?),
+        _ => open_review(home)
+            .map_err(|e| tracing::warn!("stop requests unavailable: {e:#}"))
+            .ok(),
+    };
+    approver(args.approvals, review.as_ref(), args.approval_timeout)?;
+    let policies = load_policies(&args.policies)?;
+    let store = open_store(home)?;
+    report_recoveries(
+        &airlock_engine::recover_orphans(store.as_ref(), &std::env::temp_dir()).await?,
+    );
+    let token = match &args.http {
+        None => None,
+        Some(_) => Some(match std::env::var("AIRLOCK_MCP_TOKEN") {
+            Ok(t) => airlock_mcp::BearerToken::given(&t).map_err(|e| usage(e.to_string()))?,
+            Err(_) => {
+                let t = airlock_mcp::BearerToken::generate()?;
+                eprintln!(
+                    "airlock mcp: bearer token (set AIRLOCK_MCP_TOKEN to choose one): {}",
+                    t.as_str()
+                );
+                t
+            }
+        }),
+    };
+    let mut spec = RunSpec::new(manifest, "mcp");
+    spec.sor_header = sor_header(&spec.manifest)?;
+    let (spec, _portal) = with_bundled_portal(spec).await?;
+    let spec = RunSpec {
+        chromium: args.chromium,
+        // The Stop button of `airlock serve` (or `airlock runs stop`); signals end the session.
+        control: review
+            .clone()
+            .map(|r| Arc::new(QueueControl::new(r)) as Arc<dyn airlock_engine::RunControl>),
+        policies,
+        isolation: if args.insecure_no_sandbox {
+            airlock_sandbox::Isolation::InsecureHost
+        } else {
+            airlock_sandbox::Isolation::Namespaces
+        },
+        ..spec
+    };
+    let (mode, timeout) = (args.approvals, args.approval_timeout);
+    let launcher = Arc::new(airlock_mcp::Launcher::new(store, spec, move || {
+        approver(mode, review.as_ref(), timeout).unwrap_or(AnyApprover::Local(ApprovalMode::Deny))
+    }));
+    match (args.http, token) {
+        (Some(addr), Some(token)) => {
+            airlock_mcp::http::serve(
+                launcher,
+                addr,
+                token,
+                args.max_sessions,
+                |at| {
+                    eprintln!(
+                        "airlock mcp: streamable HTTP on http://{at}{}",
+                        airlock_mcp::http::PATH
+                    )
+                },
+                interrupted(),
+            )
+            .await
+            .map_err(|e| match e {
+                airlock_mcp::McpError::NotLoopback(_) => usage(e.to_string()),
+                other => anyhow!(other),
+            })?;
+            Ok(exit::OK)
+        }
+        _ => {
+            let end = airlock_mcp::serve_stdio(&launcher, interrupted()).await;
+            match end.as_ref() {
+                Ok(report) => {
+                    eprintln!(
+                        "airlock mcp: run {}: {}",
+                        report.run_id,
+                        report.outcome.summary()
+                    );
+                    Ok(exit_code(&report.outcome))
+                }
+                Err(
+                    e @ (airlock_engine::EngineError::Secret(_)
+                    | airlock_engine::EngineError::Policy(_)
+                    | airlock_engine::EngineError::Admission(_)),
+                ) => Err(usage(e.to_string())),
+                Err(e) => Err(anyhow!("{e}")),
+            }
+        }
+    }
 }
 
 fn resolve_run(store: &SqliteStore, run: &str) -> anyhow::Result<String> {

@@ -240,6 +240,12 @@ impl<'a> Authorized<'a> {
     }
 }
 
+/// A fresh run id (`run-YYYYMMDD-HHMMSS-xxxx`), for front ends that must know a run's id before
+/// it starts (`RunSpec::run_id`), e.g. to watch its stop requests while the engine waits on them.
+pub fn new_run_id() -> String {
+    run_id_now()
+}
+
 fn run_id_now() -> String {
     let ms = airlock_audit::now_ms();
     let secs = ms / 1000;
