@@ -525,8 +525,6 @@ async fn hidden_instructions_are_found_wherever_they_hide_and_lead_nowhere() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the snapshot the model reads shows zero-font, off-screen, white-on-white, opacity-0 \
-            and clipped-label text as ordinary `text` lines; only the run-level taint marks it"]
 async fn text_a_person_cannot_see_is_not_shown_to_the_model_as_ordinary_text() {
     let a = Attack::new().await;
     let run = a

@@ -664,6 +664,8 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 Err(_) => obs.screenshot_png = Vec::new(),
             }
         }
+        // Text a person cannot see reaches the model marked as such, not as ordinary text.
+        obs.snapshot = mark_unseen(&obs.snapshot, &texts);
         let (snapshot, n1) = live.redactor.redact_str(&obs.snapshot);
         let (title, n2) = live.redactor.redact_str(&obs.title);
         obs.snapshot = snapshot;
@@ -1815,6 +1817,36 @@ fn severe_violation(d: &Decision) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Marks each snapshot line that shows text the page hides from people (zero-size, transparent,
+/// same colour as its background, off-screen): the model reads it as `[hidden from view]`
+/// content, never as what the page says to a person.
+fn mark_unseen(snapshot: &str, texts: &[airlock_core::observation::PageText]) -> String {
+    const MARK: &str = "  [hidden from view: a person does not see this]";
+    let unseen: Vec<String> = texts
+        .iter()
+        .filter(|t| {
+            let loc = t.location.rsplit(':').next().unwrap_or_default();
+            loc == "hidden" || loc == "offscreen"
+        })
+        .map(|t| t.text.chars().take(60).collect::<String>())
+        .map(|t| t.trim().to_string())
+        .filter(|t| t.chars().count() >= 8)
+        .take(500)
+        .collect();
+    if unseen.is_empty() {
+        return snapshot.to_string();
+    }
+    let mut out = String::with_capacity(snapshot.len());
+    for line in snapshot.lines() {
+        out.push_str(line);
+        if unseen.iter().any(|u| line.contains(u.as_str())) {
+            out.push_str(MARK);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// How long the default checkpoint waits for a visible change after a step settled.

@@ -345,15 +345,20 @@ impl Interceptor {
             self.push(InterceptRecord::PopupClosed {
                 url: url.to_string(),
             });
-            let _ = self
-                .cdp
-                .call(
-                    None,
-                    "Target.closeTarget",
-                    json!({"targetId": target}),
-                    t(3000),
-                )
-                .await;
+            // Closed in the background: a storm of popups must not queue behind one another
+            // (nor hold up the other targets' interception) while the opener's click waits.
+            let cdp = self.cdp.clone();
+            let target = target.to_string();
+            tokio::spawn(async move {
+                let _ = cdp
+                    .call(
+                        None,
+                        "Target.closeTarget",
+                        json!({"targetId": target}),
+                        t(3000),
+                    )
+                    .await;
+            });
             return;
         }
         // Interception first, then children, then let it run.

@@ -222,7 +222,14 @@ pub const PAGE_TEXTS: &str = r#"(() => {
       const visible = el.checkVisibility ? el.checkVisibility({ opacityProperty: true, visibilityProperty: true }) : true;
       const cs = win.getComputedStyle(el);
       const r = el.getBoundingClientRect();
-      if (!visible || parseFloat(cs.fontSize) < 2 || cs.color === cs.backgroundColor) where = 'hidden';
+      // The background a person sees behind the text: the nearest one that is painted.
+      let bg = 'rgba(0, 0, 0, 0)';
+      for (let p = el; p && p.nodeType === 1; p = p.parentElement) {
+        const b = win.getComputedStyle(p).backgroundColor;
+        if (b && b !== 'transparent' && !/rgba\(.*,\s*0\)$/.test(b)) { bg = b; break; }
+      }
+      const tiny = r.width <= 2 || r.height <= 2;
+      if (!visible || parseFloat(cs.fontSize) < 2 || cs.color === bg || tiny) where = 'hidden';
       else if (r.right < 0 || r.bottom < 0 || r.left > win.innerWidth + 2000 || r.top > 100000) where = 'offscreen';
       push(prefix + where, n.nodeValue);
     }
