@@ -624,7 +624,8 @@ async fn with_bundled_portal(
         "127.0.0.1:0".parse()?,
         airlock_portal::PortalConfig {
             spinner_ms: spec.manifest.portal.spinner_ms,
-            sor_token: String::new(),
+            faults: portal_faults(&spec.manifest.portal.faults),
+            ..Default::default()
         },
     )
     .await
@@ -643,6 +644,22 @@ async fn with_bundled_portal(
         )],
     );
     Ok((spec, Some(handle)))
+}
+
+/// A task's `[portal.faults]` as the bundled portal's fault configuration.
+fn portal_faults(f: &airlock_core::manifest::PortalFaults) -> airlock_portal::FaultConfig {
+    airlock_portal::FaultConfig {
+        seed: f.seed,
+        slow_ms: f.slow_ms,
+        error_first: f.error_first,
+        error_every: f.error_every,
+        error_percent: f.error_percent,
+        error_paths: f.error_paths.clone(),
+        hang_paths: f.hang_paths.clone(),
+        layout_variants: f.layout_variants,
+        expire_session_after: f.expire_session_after,
+        expire_session_on: f.expire_session_on.clone(),
+    }
 }
 
 async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
@@ -897,7 +914,7 @@ async fn portal(args: PortalArgs) -> anyhow::Result<u8> {
         args.listen,
         airlock_portal::PortalConfig {
             spinner_ms: args.spinner_ms,
-            sor_token: String::new(),
+            ..Default::default()
         },
     )
     .await

@@ -164,6 +164,12 @@ pub const SETTLE_STATE: &str = r#"(() => {
 })()"#;
 
 /// Whether the visible text of the page contains a string (`%TEXT%` is a JSON string literal).
+/// The main document's HTTP status from Navigation Timing (0 when the browser does not know).
+pub const DOCUMENT_STATUS: &str = r#"(() => {
+  const e = performance.getEntriesByType("navigation")[0];
+  return e && typeof e.responseStatus === "number" ? e.responseStatus : 0;
+})()"#;
+
 pub const TEXT_PRESENT: &str =
     r#"(() => !!document.body && document.body.innerText.includes(%TEXT%))()"#;
 
