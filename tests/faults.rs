@@ -431,3 +431,478 @@ async fn killing_the_host_at_every_event_boundary_loses_no_action() {
     assert_eq!(lost, 0);
     assert!(tried >= (total - 1) / stride);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for runs with their own transcript and task.
+
+/// A task for `portal` with the example's login, scope and effects, `budgets` replacing the
+/// example's, and `portal_faults` as its `[portal.faults]` table (only read by the bundled portal;
+/// here the test's portal carries the faults).
+fn short_task(c: &Case, p: &PortalHandle, step_timeout: u64) -> PathBuf {
+    let text = task_text(p, |t| {
+        t.replace(
+            "step_timeout_secs = 20",
+            &format!("step_timeout_secs = {step_timeout}"),
+        )
+    });
+    c.file("task.toml", &text)
+}
+
+fn transcript(c: &Case, name: &str, lines: &[String]) -> String {
+    let p = c.file(name, &(lines.join("\n") + "\n"));
+    format!("scripted:{}", p.display())
+}
+
+fn click(x: u32, y: u32) -> String {
+    serde_json::json!({"action": "left_click", "coordinate": [x, y]}).to_string()
+}
+
+fn navigate(url: &str) -> String {
+    serde_json::json!({"airlock": {"kind": "navigate", "url": url}}).to_string()
+}
+
+fn wait_for_text(text: &str, timeout_ms: u64) -> String {
+    serde_json::json!({"airlock": {"kind": "wait", "condition": {"until": "text_present", "text": text}, "timeout_ms": timeout_ms}})
+        .to_string()
+}
+
+fn claim(text: &str) -> String {
+    serde_json::json!({"type": "text", "text": text}).to_string()
+}
+
+/// The example transcript's lines.
+fn example_lines() -> Vec<String> {
+    std::fs::read_to_string(root().join(EXAMPLE_TRANSCRIPT))
+        .expect("transcript")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn of_kind<'a>(evs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    evs.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// Polls the home until the newest run has an event of `kind` (the run is then at that point),
+/// giving up after `limit` (a guard against a hung test, not a measurement).
+async fn wait_for_event(home: &Path, kind: &str, limit: std::time::Duration) -> Option<String> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(id) = run_ids(home).first() {
+            if events(home, id).iter().any(|e| e["kind"] == kind) {
+                return Some(id.clone());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Pids of the run's live processes (those with its environment marker and their descendants:
+/// Chromium's zygote starts renderers with a clean environment) whose command line satisfies
+/// `pick`.
+fn run_pids(run_id: &str, pick: impl Fn(&str) -> bool) -> Vec<i32> {
+    let marker = format!("AIRLOCK_RUN={run_id}");
+    let mut table = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let ppid: i32 = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let marked = env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes());
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        table.push((pid, ppid, marked, cmd));
+    }
+    let mut found: Vec<i32> = table.iter().filter(|t| t.2).map(|t| t.0).collect();
+    loop {
+        let before = found.len();
+        for (pid, ppid, _, _) in &table {
+            if found.contains(ppid) && !found.contains(pid) {
+                found.push(*pid);
+            }
+        }
+        if found.len() == before {
+            break;
+        }
+    }
+    table
+        .iter()
+        .filter(|t| found.contains(&t.0) && pick(&t.3))
+        .map(|t| t.0)
+        .collect()
+}
+
+fn signal(pid: i32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
+}
+
+/// Waits for a child with a generous guard: a host that hangs fails the test instead of
+/// hanging it.
+async fn finish(child: std::process::Child, guard: std::time::Duration) -> Output {
+    let pid = child.id();
+    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"));
+    match tokio::time::timeout(guard, waiter).await {
+        Ok(out) => out.expect("join"),
+        Err(_) => {
+            signal(pid as i32, "KILL");
+            panic!("airlock (pid {pid}) hung: still running after {guard:?}");
+        }
+    }
+}
+
+fn spawn(
+    c: &Case,
+    task: &Path,
+    model: &str,
+    approvals: &str,
+    p: &PortalHandle,
+) -> std::process::Child {
+    c.command(
+        &c.home(),
+        &[
+            "run",
+            task.to_str().expect("utf8"),
+            "--model",
+            model,
+            "--approvals",
+            approvals,
+        ],
+        Some(p),
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn airlock")
+}
+
+const GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A run that ended on a browser fault: exit 7, the fault on record with what was observed, the
+/// chain intact, nothing left behind.
+async fn assert_browser_fault(c: &Case, out: &Output, observed: &str) -> Vec<Value> {
+    assert_eq!(out.status.code(), Some(7), "{}", text(out));
+    let id = run_ids(&c.home()).first().cloned().expect("run");
+    let evs = events(&c.home(), &id);
+    let faults = of_kind(&evs, "browser_fault");
+    assert_eq!(faults.len(), 1, "{}", text(out));
+    let seen = faults[0]["payload"]["observed"].as_str().unwrap_or("");
+    assert!(seen.contains(observed), "observed: {seen}");
+    assert!(text(out).contains("browser fault"), "{}", text(out));
+    assert_eq!(evs.last().unwrap()["kind"], "sealed");
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    assert_no_leftovers(&id);
+    evs
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browser faults
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_renderer_ends_the_run_with_the_crash_on_record() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    let task = short_task(&c, &p, 20);
+    let model = transcript(
+        &c,
+        "t.jsonl",
+        &[wait_for_text("never shown", 15_000), click(10, 10)],
+    );
+    let child = spawn(&c, &task, &model, "deny", &p);
+    let id = wait_for_event(&c.home(), "decision", GUARD)
+        .await
+        .expect("step 1 decided");
+    let renderers = run_pids(&id, |cmd| cmd.contains("--type=renderer"));
+    assert!(!renderers.is_empty(), "no renderer found");
+    for pid in renderers {
+        signal(pid, "KILL");
+    }
+    let out = finish(child, GUARD).await;
+    let evs = assert_browser_fault(&c, &out, "renderer crashed").await;
+    // The wait that was running failed; the next action never ran.
+    let results = of_kind(&evs, "action_result");
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["payload"]["ok"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_browser_ends_the_run_at_once() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    let task = short_task(&c, &p, 20);
+    let model = transcript(
+        &c,
+        "t.jsonl",
+        &[wait_for_text("never shown", 15_000), click(10, 10)],
+    );
+    let child = spawn(&c, &task, &model, "deny", &p);
+    let id = wait_for_event(&c.home(), "decision", GUARD)
+        .await
+        .expect("step 1 decided");
+    let browser = run_pids(&id, |cmd| {
+        cmd.contains("chromium") && !cmd.contains("--type=")
+    });
+    assert!(!browser.is_empty(), "no browser process found");
+    for pid in browser {
+        signal(pid, "KILL");
+    }
+    let out = finish(child, GUARD).await;
+    assert_browser_fault(&c, &out, "pipe closed").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_that_stops_answering_is_declared_hung_and_torn_down() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    // A short step timeout: every CDP call is bounded by it.
+    let task = short_task(&c, &p, 4);
+    let model = transcript(
+        &c,
+        "t.jsonl",
+        &[wait_for_text("never shown", 15_000), click(10, 10)],
+    );
+    let child = spawn(&c, &task, &model, "deny", &p);
+    let id = wait_for_event(&c.home(), "decision", GUARD)
+        .await
+        .expect("step 1 decided");
+    // SIGSTOP: the pipe stays open, nothing answers on it.
+    for pid in run_pids(&id, |cmd| cmd.contains("chromium")) {
+        signal(pid, "STOP");
+    }
+    let out = finish(child, GUARD).await;
+    assert_browser_fault(&c, &out, "stopped answering").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dialog_loop_is_dismissed_recorded_and_left_behind() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    let task = short_task(&c, &p, 10);
+    let model = transcript(
+        &c,
+        "t.jsonl",
+        &[
+            navigate("http://ci.example/lab/alerts"),
+            wait_for_text("never shown", 2_000),
+            navigate("http://incidents.example/incidents/INC-2048"),
+            claim("done"),
+        ],
+    );
+    let out = finish(spawn(&c, &task, &model, "deny", &p), GUARD).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let id = run_ids(&c.home()).first().cloned().expect("run");
+    let evs = events(&c.home(), &id);
+    let dialogs = of_kind(&evs, "dialogs_dismissed");
+    assert!(
+        dialogs.iter().any(|d| d["payload"]["dialog_loop"] == true),
+        "{dialogs:?}"
+    );
+    // The loop did not hold the agent: the last navigation ran and was observed.
+    let results = of_kind(&evs, "action_result");
+    assert!(
+        results.iter().all(|r| r["payload"]["ok"] == true),
+        "{results:?}"
+    );
+    let last_obs = of_kind(&evs, "observation").last().copied().unwrap();
+    assert_eq!(
+        last_obs["payload"]["url"],
+        "http://incidents.example/incidents/INC-2048"
+    );
+    assert_no_leftovers(&id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A flaky site: the portal's fault modes, and the host's one answer to each
+
+async fn run_example_against(
+    faults: FaultConfig,
+    lines: &[String],
+) -> (Case, PortalHandle, Output, Vec<Value>) {
+    let p = portal(faults).await;
+    let c = Case::new();
+    let task = short_task(&c, &p, 8);
+    let model = transcript(&c, "t.jsonl", lines);
+    let out = finish(spawn(&c, &task, &model, "approve-all", &p), GUARD).await;
+    let id = run_ids(&c.home()).first().cloned().expect("run");
+    let evs = events(&c.home(), &id);
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    assert_no_leftovers(&id);
+    (c, p, out, evs)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_responses_are_waited_out_and_the_example_still_succeeds() {
+    let faults = FaultConfig {
+        slow_ms: 250,
+        ..FaultConfig::default()
+    };
+    let (_c, p, out, _) = run_example_against(faults, &example_lines()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(notes_on(&p, "INC-2048").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_on_a_read_is_loaded_again_and_the_run_goes_on() {
+    let faults = FaultConfig {
+        error_first: 1,
+        error_paths: vec!["/runs/RUN-78432".into()],
+        ..FaultConfig::default()
+    };
+    let (_c, p, out, evs) = run_example_against(faults, &example_lines()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let retries = of_kind(&evs, "retry");
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0]["payload"]["status"], 500);
+    assert_eq!(
+        retries[0]["payload"]["url"],
+        "http://ci.example/runs/RUN-78432"
+    );
+    let seq = retries[0]["seq"].as_u64().unwrap();
+    // Write-ahead: the reload is on record before its result.
+    let result = of_kind(&evs, "retry_result")[0];
+    assert!(result["seq"].as_u64().unwrap() > seq);
+    assert_eq!(result["payload"]["ok"], true);
+    assert_eq!(notes_on(&p, "INC-2048").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_that_persists_is_retried_twice_then_reported_and_nothing_else_changes() {
+    let faults = FaultConfig {
+        error_every: 1,
+        error_paths: vec!["/runs/RUN-78432".into()],
+        ..FaultConfig::default()
+    };
+    let (_c, p, out, evs) = run_example_against(faults, &example_lines()).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(of_kind(&evs, "retry").len(), 2);
+    let gave_up = of_kind(&evs, "server_error");
+    assert_eq!(gave_up.len(), 1, "{gave_up:?}");
+    assert_eq!(gave_up[0]["payload"]["retried"], 2);
+    // The run page was requested three times by the browser (one load, two reloads), no more.
+    let loads = portal_requests(&p)
+        .await
+        .into_iter()
+        .filter(|(m, _, path)| m == "GET" && path == "/runs/RUN-78432")
+        .count();
+    assert_eq!(loads, 3);
+    assert_eq!(sor(&p, "/_sor/runs/RUN-78432").await["deleted"], false);
+    assert_eq!(notes_on(&p, "INC-9911").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_on_a_submit_is_never_repeated() {
+    let faults = FaultConfig {
+        error_first: 1,
+        error_paths: vec!["/incidents/INC-2048/notes".into()],
+        ..FaultConfig::default()
+    };
+    let (_c, p, out, evs) = run_example_against(faults, &example_lines()).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let posts = portal_requests(&p)
+        .await
+        .into_iter()
+        .filter(|(m, _, path)| m == "POST" && path == "/incidents/INC-2048/notes")
+        .count();
+    assert_eq!(posts, 1, "a submission was repeated");
+    assert!(of_kind(&evs, "retry").is_empty());
+    let report = of_kind(&evs, "server_error");
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!(report[0]["payload"]["retried"], false);
+    assert_eq!(notes_on(&p, "INC-2048").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_never_answers_ends_the_step_not_the_host() {
+    let faults = FaultConfig {
+        hang_paths: vec!["/runs/RUN-78432".into()],
+        ..FaultConfig::default()
+    };
+    let lines: Vec<String> = example_lines()
+        .into_iter()
+        .take(6)
+        .chain([claim("stuck")])
+        .collect();
+    let (_c, p, out, evs) = run_example_against(faults, &lines).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stuck = of_kind(&evs, "action_result").into_iter().find(|r| {
+        r["payload"]["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("still loading")
+    });
+    assert!(stuck.is_some(), "{}", text(&out));
+    // The run still observed, claimed, verified and tore down after the hang.
+    for kind in ["claim", "verification", "teardown"] {
+        assert_eq!(of_kind(&evs, kind).len(), 1, "{kind}");
+    }
+    assert_eq!(notes_on(&p, "INC-2048").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn layout_variants_are_repeatable_per_seed_and_never_cause_an_undecided_effect() {
+    let faults = FaultConfig {
+        layout_variants: true,
+        seed: 7,
+        ..FaultConfig::default()
+    };
+    let summaries = |evs: &[Value]| -> Vec<String> {
+        of_kind(evs, "decision")
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {}",
+                    d["payload"]["summary"], d["payload"]["decision"]["verdict"]
+                )
+            })
+            .collect()
+    };
+    let (_c1, p1, _o1, e1) = run_example_against(faults.clone(), &example_lines()).await;
+    let (_c2, p2, _o2, e2) = run_example_against(faults, &example_lines()).await;
+    // Same seed, same pages, same grounding, same decisions.
+    assert_eq!(summaries(&e1), summaries(&e2));
+    for (p, evs) in [(&p1, &e1), (&p2, &e2)] {
+        assert_eq!(notes_on(p, "INC-9911").await, 1);
+        assert_eq!(sor(p, "/_sor/runs/RUN-78432").await["deleted"], false);
+        assert!(write_ahead_violations(evs).is_empty());
+        // A note exists only if the audit shows its submit decided, approved and executed.
+        if notes_on(p, "INC-2048").await > 1 {
+            let s = submit_record(evs);
+            assert!(s.decided_and_approved && s.executed_ok);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_session_is_renewed_by_the_host_and_the_model_is_told() {
+    let faults = FaultConfig {
+        expire_session_on: vec!["/runs/RUN-78432".into()],
+        ..FaultConfig::default()
+    };
+    // An adaptive model repeats the click that the expiry swallowed (the host tells it so).
+    let mut lines = example_lines();
+    let open_run = lines[5].clone();
+    lines.insert(6, open_run);
+    let (_c, p, out, evs) = run_example_against(faults, &lines).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let expired = of_kind(&evs, "session_expired");
+    assert_eq!(expired.len(), 1, "{}", text(&out));
+    assert_eq!(expired[0]["payload"]["url"], "http://ci.example/login");
+    // Two host-owned logins, each recorded before it ran; the model never typed a password.
+    assert_eq!(of_kind(&evs, "login_started").len(), 2);
+    let logins = of_kind(&evs, "login");
+    assert_eq!(logins.len(), 2);
+    assert!(logins.iter().all(|l| l["payload"]["ok"] == true));
+    assert_eq!(of_kind(&evs, "return_after_login").len(), 1);
+    assert_eq!(notes_on(&p, "INC-2048").await, 2);
+}

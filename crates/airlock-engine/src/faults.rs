@@ -29,6 +29,9 @@ pub(crate) struct FaultState {
     fault_recorded: bool,
     dialogs_seen: u64,
     relogins: u32,
+    /// The failing document the host already answered (retried or reported): the same page
+    /// still showing in later steps is not retried again.
+    answered_error: Option<String>,
 }
 
 /// Adds the host's note to what the model hears about its last action (feedback stays one
@@ -133,6 +136,7 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
                 return Ok(None);
             };
             if doc.status < 500 {
+                live.faults.answered_error = None;
                 return Ok(first.map(|s| {
                     format!(
                         "the page answered {s}; the host loaded it again ({} attempt(s)) and it loaded",
@@ -140,7 +144,11 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
                     )
                 }));
             }
+            if first.is_none() && live.faults.answered_error.as_deref() == Some(doc.url.as_str()) {
+                return Ok(None);
+            }
             first.get_or_insert(doc.status);
+            live.faults.answered_error = Some(doc.url.clone());
             if doc.from_form() {
                 self.record(
                     live,

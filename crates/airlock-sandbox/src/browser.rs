@@ -910,7 +910,15 @@ impl BrowserSandbox {
         let started = Instant::now();
         let note = match action {
             Action::Navigate { url } => {
-                let r = self.page("Page.navigate", json!({"url": url})).await?;
+                let r = match self.page("Page.navigate", json!({"url": url})).await {
+                    Err(SandboxError::Cdp(CdpError::Timeout { ms, .. })) => {
+                        self.stop_loading().await;
+                        return Err(SandboxError::Navigation(format!(
+                            "{url}: no answer within {ms} ms; the host stopped the load"
+                        )));
+                    }
+                    other => other?,
+                };
                 if let Some(err) = r["errorText"].as_str().filter(|e| !e.is_empty()) {
                     return Err(SandboxError::Navigation(format!("{url}: {err}")));
                 }
@@ -1148,14 +1156,32 @@ impl BrowserSandbox {
                     }
                 }
             }
+            if let Some(f) = self.fault() {
+                return Err(SandboxError::Fault(f));
+            }
             if Instant::now() >= deadline {
+                // A load that never ends would hold every later call on this page (the
+                // accessibility tree waits for it): stop it, so the page is observable again.
+                let stopped = self.stop_loading().await;
                 return Ok(Some(format!(
-                    "page still loading after {} ms",
-                    self.step_timeout.as_millis()
+                    "page still loading after {} ms{}",
+                    self.step_timeout.as_millis(),
+                    if stopped {
+                        "; the host stopped the load"
+                    } else {
+                        ""
+                    }
                 )));
             }
             tokio::time::sleep(t(40)).await;
         }
+    }
+
+    /// Stops a pending main-frame load (a request that never answers); whether it worked.
+    async fn stop_loading(&mut self) -> bool {
+        let ok = self.page("Page.stopLoading", json!({})).await.is_ok();
+        self.world = None;
+        ok
     }
 
     /// Polls a condition until it holds or `limit` passes. Never a blind sleep.
@@ -1174,6 +1200,10 @@ impl BrowserSandbox {
             return Ok(r?.is_none());
         }
         loop {
+            // A condition that can no longer be checked is a fault, not "not yet".
+            if let Some(f) = self.fault() {
+                return Err(SandboxError::Fault(f));
+            }
             let ok = match cond {
                 WaitCondition::Settled => true,
                 WaitCondition::TextPresent { text } => {
