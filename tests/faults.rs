@@ -906,3 +906,210 @@ async fn an_expired_session_is_renewed_by_the_host_and_the_model_is_told() {
     assert_eq!(of_kind(&evs, "return_after_login").len(), 1);
     assert_eq!(notes_on(&p, "INC-2048").await, 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Storage faults: the run refuses to act when its record cannot be written, and says why
+
+/// A home with an initialised audit store (as a previous run would leave it).
+fn prepared_home(c: &Case) -> PathBuf {
+    let home = c.home();
+    airlock_audit::SqliteStore::open(&home).expect("store");
+    home
+}
+
+/// Holds the audit database's write lock from another connection (another process would look
+/// the same to SQLite) until the returned sender is dropped or sent to.
+fn hold_write_lock(db: PathBuf) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).expect("open db");
+        conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        ready_tx.send(()).expect("ready");
+        let _ = rx.recv();
+        conn.execute_batch("ROLLBACK").expect("unlock");
+    });
+    ready_rx.recv().expect("lock taken");
+    (tx, t)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_audit_database_refuses_the_run_before_anything_reaches_the_site() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    let home = prepared_home(&c);
+    let task = short_task(&c, &p, 8);
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let (unlock, t) = hold_write_lock(home.join(airlock_audit::DB_FILE));
+    let out = finish(spawn(&c, &task, &model, "approve-all", &p), GUARD).await;
+    drop(unlock);
+    t.join().expect("lock thread");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("audit database is locked by another process"),
+        "{}",
+        text(&out)
+    );
+    assert!(portal_requests(&p).await.is_empty(), "the site was reached");
+    assert!(run_ids(&home).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_lock_taken_mid_run_stops_it_before_the_next_action() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    let home = prepared_home(&c);
+    let task = short_task(&c, &p, 8);
+    let model = transcript(
+        &c,
+        "t.jsonl",
+        &[
+            wait_for_text("never shown", 3_000),
+            navigate("http://incidents.example/incidents/INC-2048"),
+            claim("done"),
+        ],
+    );
+    let child = spawn(&c, &task, &model, "deny", &p);
+    let id = wait_for_event(&home, "decision", GUARD)
+        .await
+        .expect("step 1 decided");
+    // The wait is running; its result will find the database locked for longer than the
+    // store's busy timeout (10 s).
+    let (unlock, t) = hold_write_lock(home.join(airlock_audit::DB_FILE));
+    let out = finish(child, GUARD).await;
+    drop(unlock);
+    t.join().expect("lock thread");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("locked by another process"),
+        "{}",
+        text(&out)
+    );
+    // Nothing ran after the record failed: the next step's page was never requested.
+    assert!(
+        !portal_requests(&p)
+            .await
+            .iter()
+            .any(|(_, _, path)| path == "/incidents/INC-2048"),
+        "an action ran after its record failed"
+    );
+    assert_no_leftovers(&id);
+    // The next invocation seals it; the wait whose result was never written is "outcome unknown".
+    let rec = c.airlock(&["recover"], None).await;
+    assert_eq!(rec.status.code(), Some(0), "{}", text(&rec));
+    assert!(text(&rec).contains("outcome unknown"), "{}", text(&rec));
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+}
+
+/// Runs `script` with `sh` in a private mount namespace (as root), with `BIN`, `HOME_DIR`, `TASK`
+/// and `MODEL` set; returns its output.
+async fn in_mount_namespace(
+    c: &Case,
+    p: &PortalHandle,
+    task: &Path,
+    model: &str,
+    script: &str,
+) -> Output {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", script])
+        .current_dir(root())
+        .env("BIN", BIN)
+        .env("HOME_DIR", c.home())
+        .env("TASK", task)
+        .env("MODEL", model)
+        .env("NO_COLOR", "1")
+        .env("TEST_SOR_TOKEN", &p.sor_token)
+        .env("CI_READONLY_PASSWORD", airlock_portal::TEST_PASSWORD)
+        .env_remove(airlock_audit::FAULT_KILL_AFTER_EVENT_ENV)
+        .stdin(std::process::Stdio::null());
+    output(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_while_writing_a_screenshot_stops_the_run_before_any_model_action() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    prepared_home(&c);
+    let task = short_task(&c, &p, 8);
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    // The blob store on a 24 KiB tmpfs: the baseline records fit, a screenshot does not. Every
+    // check runs inside the namespace, where the blobs still exist.
+    let script = r#"
+mount -t tmpfs -o size=24k tmpfs "$HOME_DIR/blobs" || exit 99
+"$BIN" --home "$HOME_DIR" run "$TASK" --model "$MODEL" --approvals approve-all
+echo "run-exit=$?"
+"$BIN" --home "$HOME_DIR" recover
+echo "recover-exit=$?"
+"$BIN" --home "$HOME_DIR" audit verify
+echo "verify-exit=$?"
+echo "decisions=$("$BIN" --home "$HOME_DIR" audit show latest | grep -c '"kind":"decision"')"
+"#;
+    let out = in_mount_namespace(&c, &p, &task, &model, script).await;
+    let t = text(&out);
+    assert!(t.contains("run-exit=1"), "{t}");
+    assert!(t.contains("No space left on device"), "{t}");
+    assert!(t.contains("recover-exit=0"), "{t}");
+    assert!(t.contains("verify-exit=0"), "{t}");
+    assert!(t.contains("decisions=0"), "{t}");
+    // The host's own sign-in ran; no action of the model reached the site.
+    let requests = portal_requests(&p).await;
+    assert!(
+        requests.iter().all(|(m, _, path)| path == "/login"
+            || (m == "GET" && (path == "/runs" || path == "/favicon.ico"))),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_home_refuses_the_run_and_says_why() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    prepared_home(&c);
+    let task = short_task(&c, &p, 8);
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let script = r#"
+mount --bind "$HOME_DIR" "$HOME_DIR" && mount -o remount,bind,ro "$HOME_DIR" || exit 99
+"$BIN" --home "$HOME_DIR" run "$TASK" --model "$MODEL" --approvals approve-all
+echo "run-exit=$?"
+"#;
+    let out = in_mount_namespace(&c, &p, &task, &model, script).await;
+    let t = text(&out);
+    assert!(t.contains("run-exit=1"), "{t}");
+    assert!(t.contains("audit home is not writable"), "{t}");
+    assert!(t.to_lowercase().contains("read-only file system"), "{t}");
+    assert!(portal_requests(&p).await.is_empty(), "the site was reached");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency: several `airlock` processes on one home at once
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_processes_on_one_home_keep_separate_valid_chains() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    let task = short_task(&c, &p, 20);
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let children: Vec<_> = (0..3)
+        .map(|_| spawn(&c, &task, &model, "approve-all", &p))
+        .collect();
+    let mut outs = Vec::new();
+    for child in children {
+        outs.push(finish(child, GUARD * 2).await);
+    }
+    for o in &outs {
+        assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    }
+    let ids = run_ids(&c.home());
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    for id in &ids {
+        let evs = events(&c.home(), id);
+        assert!(evs.iter().all(|e| e["run_id"] == id.as_str()));
+        assert_eq!(evs.last().unwrap()["kind"], "sealed");
+        assert!(write_ahead_violations(&evs).is_empty());
+        assert_no_leftovers(id);
+    }
+    let v = c.airlock(&["audit", "verify"], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    assert_eq!(notes_on(&p, "INC-2048").await, 4);
+}

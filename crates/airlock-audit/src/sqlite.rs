@@ -124,6 +124,14 @@ impl SqliteStore {
         let home = home.as_ref().to_path_buf();
         std::fs::create_dir_all(&home)
             .map_err(|e| AuditError::io("creating audit home", &home, e))?;
+        // SQLite reports a read-only home only as "unable to open database file": say why.
+        rustix::fs::access(&home, rustix::fs::Access::WRITE_OK).map_err(|e| {
+            AuditError::io(
+                "audit home is not writable (nothing could be recorded):",
+                &home,
+                std::io::Error::from(e),
+            )
+        })?;
         let blobs = BlobDir::open(home.join(BLOB_DIR))?;
         let db_path = home.join(DB_FILE);
         let conn = Connection::open_with_flags(
@@ -1018,6 +1026,22 @@ mod tests {
         // Reads are not blocked by a writer in WAL mode, and writes resume afterwards.
         assert_eq!(s.events("r").unwrap().len(), 1);
         s.append("r", "k", &json!(1), &[]).unwrap();
+        assert!(s.verify("r").unwrap().ok());
+    }
+
+    #[test]
+    fn a_run_can_be_created_with_its_owner_in_one_step() {
+        let (_tmp, s) = store();
+        s.begin_run_with_status("r", &json!({}), "running pid=1 start=2")
+            .unwrap();
+        let runs = s.runs().unwrap();
+        assert_eq!(runs[0].status, "running pid=1 start=2");
+        assert_eq!(runs[0].head_seq, 1);
+        assert!(matches!(
+            s.begin_run_with_status("r", &json!({}), "running"),
+            Err(AuditError::RunExists(_))
+        ));
+        assert!(s.begin_run_with_status("q", &json!({}), "").is_err());
         assert!(s.verify("r").unwrap().ok());
     }
 
