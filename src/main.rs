@@ -734,6 +734,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
     let store = open_store(home)?;
     // Every invocation first cleans up after runs whose host died.
     report_recoveries(
+        home,
         &airlock_engine::recover_orphans(store.as_ref(), &std::env::temp_dir()).await?,
     );
 
@@ -1048,7 +1049,16 @@ fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
     }
 }
 
-fn report_recoveries(rs: &[airlock_engine::Recovery]) {
+/// Reports what crash recovery did, and cancels approval requests the dead runs left pending
+/// in the review queue (nobody waits for them any more).
+fn report_recoveries(home: &Path, rs: &[airlock_engine::Recovery]) {
+    let review = if rs.is_empty() || !home.join("review.db").exists() {
+        None
+    } else {
+        open_review(home)
+            .map_err(|e| tracing::warn!("pending approvals not cancelled: {e:#}"))
+            .ok()
+    };
     for r in rs {
         eprintln!(
             "recovered {}: aborted (host crashed at step {}); {} processes killed, profile {}",
@@ -1064,6 +1074,16 @@ fn report_recoveries(rs: &[airlock_engine::Recovery]) {
         for u in &r.outcome_unknown {
             eprintln!("  {u}");
         }
+        if let Some(review) = &review {
+            match review.cancel_orphaned(&r.run_id) {
+                Ok(ids) => {
+                    for id in ids {
+                        eprintln!("  approval request {id} cancelled (the run was aborted)");
+                    }
+                }
+                Err(e) => tracing::warn!("pending approvals of {} not cancelled: {e}", r.run_id),
+            }
+        }
     }
 }
 
@@ -1077,7 +1097,7 @@ async fn recover(home: &Path) -> anyhow::Result<u8> {
     if rs.is_empty() {
         println!("no orphaned runs");
     }
-    report_recoveries(&rs);
+    report_recoveries(home, &rs);
     for r in &rs {
         println!(
             "{}: aborted: host crashed at step {}",

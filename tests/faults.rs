@@ -1113,3 +1113,45 @@ async fn three_processes_on_one_home_keep_separate_valid_chains() {
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
     assert_eq!(notes_on(&p, "INC-2048").await, 4);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_killed_during_an_approval_wait_is_recovered_and_its_request_cancelled() {
+    let p = portal(FaultConfig::default()).await;
+    let c = Case::new();
+    let task = short_task(&c, &p, 20);
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let mut child = spawn(&c, &task, &model, "web", &p);
+    let id = wait_for_event(&c.home(), "approval_requested", GUARD)
+        .await
+        .expect("waiting for approval");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let rec = c.airlock(&["recover"], None).await;
+    assert_eq!(rec.status.code(), Some(0), "{}", text(&rec));
+    let t = text(&rec);
+    assert!(
+        t.contains(&format!("{id}: aborted: host crashed at step 11")),
+        "{t}"
+    );
+    let request = t
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("approval request "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a cancelled request")
+        .to_string();
+    // Approving it now cannot make anything run: it is closed.
+    let late = c.airlock(&["approvals", "approve", &request], None).await;
+    assert_ne!(late.status.code(), Some(0), "{}", text(&late));
+    assert_no_leftovers(&id);
+    let v = c.airlock(&["audit", "verify", &id], None).await;
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    let evs = events(&c.home(), &id);
+    assert!(write_ahead_violations(&evs).is_empty());
+    // The submit never ran: nothing to call "outcome unknown", and no note.
+    let recovered = of_kind(&evs, "recovered");
+    assert_eq!(
+        recovered[0]["payload"]["outcome_unknown"],
+        serde_json::json!([])
+    );
+    assert_eq!(notes_on(&p, "INC-2048").await, 1);
+}
