@@ -1160,21 +1160,37 @@ async fn a_host_killed_during_an_approval_wait_is_recovered_and_its_request_canc
 async fn a_host_killed_while_a_stopped_run_is_frozen_is_recovered_and_cleaned_up() {
     let p = portal(FaultConfig::default()).await;
     let c = Case::new();
-    let text_ = task_text(&p, |t| t.replace("max_denials = 3", "max_denials = 3\nfreeze_secs = 60"));
+    let text_ = task_text(&p, |t| {
+        t.replace("max_denials = 3", "max_denials = 3\nfreeze_secs = 60")
+    });
     let task = c.file("task.toml", &text_);
-    let model = transcript(&c, "t.jsonl", &[wait_for_text("never shown", 15_000), click(10, 10)]);
+    let model = transcript(
+        &c,
+        "t.jsonl",
+        &[wait_for_text("never shown", 15_000), click(10, 10)],
+    );
     let mut child = spawn(&c, &task, &model, "deny", &p);
-    let id = wait_for_event(&c.home(), "decision", GUARD).await.expect("step 1 decided");
-    let stop = c.airlock(&["stop", &id, "--reason", "fault test"], None).await;
+    let id = wait_for_event(&c.home(), "decision", GUARD)
+        .await
+        .expect("step 1 decided");
+    let stop = c
+        .airlock(&["stop", &id, "--reason", "fault test"], None)
+        .await;
     assert_eq!(stop.status.code(), Some(0), "{}", text(&stop));
-    wait_for_event(&c.home(), "frozen", GUARD).await.expect("frozen");
+    wait_for_event(&c.home(), "frozen", GUARD)
+        .await
+        .expect("frozen");
     // The browser is still alive (frozen for inspection) when the host dies.
     assert!(!leftovers(&id).0.is_empty());
     child.kill().expect("kill -9");
     let _ = child.wait();
     let rec = c.airlock(&["recover"], None).await;
     assert_eq!(rec.status.code(), Some(0), "{}", text(&rec));
-    assert!(text(&rec).contains(&format!("{id}: aborted: host crashed")), "{}", text(&rec));
+    assert!(
+        text(&rec).contains(&format!("{id}: aborted: host crashed")),
+        "{}",
+        text(&rec)
+    );
     assert_no_leftovers(&id);
     let v = c.airlock(&["audit", "verify", &id], None).await;
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
@@ -1182,5 +1198,8 @@ async fn a_host_killed_while_a_stopped_run_is_frozen_is_recovered_and_cleaned_up
         .iter()
         .filter_map(|e| e["kind"].as_str().map(str::to_string))
         .collect();
-    assert!(kinds.ends_with(&["frozen".into(), "recovered".into(), "sealed".into()]), "{kinds:?}");
+    assert!(
+        kinds.ends_with(&["frozen".into(), "recovered".into(), "sealed".into()]),
+        "{kinds:?}"
+    );
 }

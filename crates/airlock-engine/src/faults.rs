@@ -203,7 +203,7 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
         Ok(None)
     }
 
-    /// After an observation: when the site sent the browser to the task's login page, the
+    /// After an observation: when the site redirected the browser to the task's login page, the
     /// session expired. The host signs in again itself (bounded by [`MAX_RELOGINS`]), returns to
     /// the page the model was on, observes again, and tells the model its last action may not
     /// have taken effect. Returns the outcome when the run must end.
@@ -220,6 +220,15 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
             return Ok(None);
         };
         if !same_page(&obs.url, &login.url) || same_page(was_on, &login.url) {
+            return Ok(None);
+        }
+        // Only the site's own redirect to the login page means the session ended; a model that
+        // opened the login page itself is left there.
+        let redirected = match live.sandbox.as_mut() {
+            Some(sb) => sb.document_status().await.is_ok_and(|d| d.redirected),
+            None => false,
+        };
+        if !redirected {
             return Ok(None);
         }
         live.faults.relogins += 1;

@@ -77,6 +77,8 @@ pub struct Resolved {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DocumentStatus {
     pub status: u16,
+    /// Whether the site redirected the browser to this document (same-origin redirects only).
+    pub redirected: bool,
     pub url: String,
     pub transition: String,
 }
@@ -1263,7 +1265,7 @@ impl BrowserSandbox {
     }
 
     /// How the current main document arrived: its HTTP status (0 when unknown, e.g. `about:`
-    /// pages), its URL, and how it was reached (CDP's transition type: `link`, `typed`,
+    /// pages), whether a redirect led there, its URL, and how it was reached (CDP's transition type: `link`, `typed`,
     /// `form_submit`, `reload`, ...). Crash handling uses it to tell a failed read (safe to load
     /// again) from a failed form submission (never repeated).
     pub async fn document_status(&mut self) -> Result<DocumentStatus, SandboxError> {
@@ -1272,7 +1274,11 @@ impl BrowserSandbox {
         let idx = h["currentIndex"].as_u64().unwrap_or(0) as usize;
         let entry = h["entries"].get(idx).cloned().unwrap_or(Value::Null);
         Ok(DocumentStatus {
-            status: v.as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(0),
+            status: v["status"]
+                .as_u64()
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(0),
+            redirected: v["redirects"].as_u64().unwrap_or(0) > 0,
             url: entry["url"].as_str().unwrap_or_default().to_string(),
             transition: entry["transitionType"]
                 .as_str()
