@@ -1203,3 +1203,39 @@ async fn a_host_killed_while_a_stopped_run_is_frozen_is_recovered_and_cleaned_up
         "{kinds:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_asks_the_bundled_portal_for_faults_and_the_host_answers_them() {
+    let c = Case::new();
+    let text_in = std::fs::read_to_string(root().join(EXAMPLE_TASK)).expect("task");
+    let task = c.file(
+        "task.toml",
+        &text_in.replace(
+            "[portal]\nspinner_ms = 1500",
+            "[portal]\nspinner_ms = 300\n[portal.faults]\nerror_first = 1\nerror_paths = [\"/runs/RUN-78432\"]",
+        ),
+    );
+    let model = format!("scripted:{EXAMPLE_TRANSCRIPT}");
+    let out = c
+        .airlock(
+            &[
+                "run",
+                task.to_str().expect("utf8"),
+                "--model",
+                &model,
+                "--approvals",
+                "approve-all",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = run_ids(&c.home()).first().cloned().expect("run");
+    let evs = events(&c.home(), &id);
+    assert_eq!(of_kind(&evs, "retry").len(), 1);
+    // The faults are part of the recorded manifest.
+    assert_eq!(
+        evs[0]["payload"]["manifest"]["portal"]["faults"]["error_first"],
+        1
+    );
+}

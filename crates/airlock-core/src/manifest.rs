@@ -501,6 +501,24 @@ text = "RUN-78432"
     }
 
     #[test]
+    fn portal_faults_parse_and_default_to_none() {
+        let m = TaskManifest::from_toml(MINIMAL).unwrap();
+        assert!(m.portal.faults.is_none());
+        let with = format!(
+            "{MINIMAL}\n[portal]\nspinner_ms = 10\n[portal.faults]\nseed = 7\nerror_first = 1\nerror_paths = [\"/runs/\"]\nlayout_variants = true\n"
+        );
+        let m = TaskManifest::from_toml(&with).unwrap();
+        assert_eq!(m.portal.spinner_ms, 10);
+        assert_eq!(m.portal.faults.seed, 7);
+        assert_eq!(m.portal.faults.error_first, 1);
+        assert_eq!(m.portal.faults.error_paths, vec!["/runs/"]);
+        assert!(m.portal.faults.layout_variants && !m.portal.faults.is_none());
+        let bad = with.replace("seed = 7", "chaos = true");
+        let err = TaskManifest::from_toml(&bad).unwrap_err().to_string();
+        assert!(err.contains("chaos"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_errors_not_ignored() {
         let bad = MINIMAL.replace("[scope]", "[scope]\nallow_everything = true");
         let err = TaskManifest::from_toml(&bad).unwrap_err().to_string();
