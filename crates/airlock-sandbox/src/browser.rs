@@ -94,8 +94,9 @@ impl DocumentStatus {
 const QUIET_MS: f64 = 150.0;
 /// After an input event, how long navigation-start events may take to show up.
 const NAV_GRACE: Duration = Duration::from_millis(120);
-/// After a CDP call timed out, how long the browser itself gets to answer a trivial probe
-/// before it is declared unresponsive (a slow page is not a hung browser).
+/// How long the browser itself gets to answer a trivial probe, sent when a call is still
+/// unanswered near the step timeout, before it is declared unresponsive (a slow page is not a
+/// hung browser).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A live browser sandbox. Call [`BrowserSandbox::teardown`] to end it and get the evidence;
@@ -419,8 +420,10 @@ impl BrowserSandbox {
     }
 
     /// Sends one CDP call, failing at once on a known fault and as soon as one happens while
-    /// waiting. A call that times out is followed by a short probe of the browser itself: no
-    /// answer there means the browser is hung (or stopped), which is a fault, not a slow page.
+    /// waiting. A call still unanswered shortly before the step timeout is accompanied by a
+    /// probe of the browser itself: no answer there means the browser is hung (or stopped), a
+    /// fault detected within the step timeout; an answer means a slow page, and the call keeps
+    /// its full timeout.
     async fn guarded(
         &self,
         session: Option<&str>,
@@ -431,30 +434,50 @@ impl BrowserSandbox {
             return Err(SandboxError::Fault(f));
         }
         let mut faults = self.fault.subscribe();
-        let result = tokio::select! {
-            r = self.cdp.call(session, method, params, self.step_timeout) => r,
-            _ = faults.wait_for(Option::is_some) => {
-                return Err(SandboxError::Fault(self.fault().unwrap_or_default()));
+        // `wait_for` hands out a borrow of the value; drop it at once so the future stays Send.
+        let fault_seen = async move {
+            if faults.wait_for(Option::is_some).await.is_err() {
+                // The sandbox owns the sender; without it no fault can arrive.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(fault_seen);
+        let call = self.cdp.call(session, method, params, self.step_timeout);
+        tokio::pin!(call);
+        let probe_at = tokio::time::sleep(
+            self.step_timeout
+                .saturating_sub(PROBE_TIMEOUT)
+                .max(self.step_timeout / 2),
+        );
+        tokio::pin!(probe_at);
+        let mut probed = false;
+        let result = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                () = &mut fault_seen => {
+                    return Err(SandboxError::Fault(self.fault().unwrap_or_default()));
+                }
+                () = &mut probe_at, if !probed => {
+                    probed = true;
+                    let probe = self
+                        .cdp
+                        .call(None, "Browser.getVersion", json!({}), PROBE_TIMEOUT)
+                        .await;
+                    if probe.is_err() && !self.cdp.is_closed() {
+                        raise(
+                            &self.fault,
+                            format!(
+                                "the browser stopped answering: cdp `{method}` got no answer, nor a {} ms probe, within the {} ms step timeout",
+                                PROBE_TIMEOUT.as_millis(),
+                                self.step_timeout.as_millis()
+                            ),
+                        );
+                        return Err(SandboxError::Fault(self.fault().unwrap_or_default()));
+                    }
+                }
             }
         };
         match result {
-            Err(CdpError::Timeout { method, ms }) => {
-                let probe = self
-                    .cdp
-                    .call(None, "Browser.getVersion", json!({}), PROBE_TIMEOUT)
-                    .await;
-                if probe.is_err() {
-                    raise(
-                        &self.fault,
-                        format!(
-                            "the browser stopped answering: cdp `{method}` got no answer within {ms} ms, nor a {} ms probe",
-                            PROBE_TIMEOUT.as_millis()
-                        ),
-                    );
-                    return Err(SandboxError::Fault(self.fault().unwrap_or_default()));
-                }
-                Err(SandboxError::Cdp(CdpError::Timeout { method, ms }))
-            }
             Err(CdpError::Closed) => {
                 raise(
                     &self.fault,
