@@ -152,22 +152,13 @@ async fn notes_on(p: &PortalHandle, incident: &str) -> usize {
         .map_or(0, Vec::len)
 }
 
-/// Processes of the run (by its environment marker) that are alive, and whether its profile
-/// directory is still there.
+/// Processes of the run (its environment marker and their descendants) that are alive, and
+/// whether its profile directory is still there.
 fn leftovers(run_id: &str) -> (Vec<String>, bool) {
-    let marker = format!("AIRLOCK_RUN={run_id}");
-    let mut alive = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'));
-        if !zombie && env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-            alive.push(entry.file_name().to_string_lossy().to_string());
-        }
-    }
+    let alive = run_pids(run_id, |_| true)
+        .into_iter()
+        .map(|p| p.to_string())
+        .collect();
     let dir = std::env::temp_dir().join(format!("airlock-run-{run_id}"));
     (alive, dir.exists())
 }
@@ -509,12 +500,12 @@ fn run_pids(run_id: &str, pick: impl Fn(&str) -> bool) -> Vec<i32> {
             continue;
         };
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let ppid: i32 = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+        // A zombie is dead already: only its parent's wait is missing.
+        if matches!(fields.next(), Some("Z" | "X") | None) {
+            continue;
+        }
+        let ppid: i32 = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
         let marked = env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes());
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
@@ -541,9 +532,15 @@ fn run_pids(run_id: &str, pick: impl Fn(&str) -> bool) -> Vec<i32> {
 }
 
 fn signal(pid: i32, sig: &str) {
-    let _ = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status();
+    use rustix::process::{kill_process, Pid, Signal};
+    let sig = match sig {
+        "KILL" => Signal::KILL,
+        "STOP" => Signal::STOP,
+        other => panic!("unexpected signal {other}"),
+    };
+    if let Some(pid) = Pid::from_raw(pid) {
+        let _ = kill_process(pid, sig);
+    }
 }
 
 /// Waits for a child with a generous guard: a host that hangs fails the test instead of
