@@ -687,7 +687,8 @@ async fn with_bundled_portal(
         "127.0.0.1:0".parse()?,
         airlock_portal::PortalConfig {
             spinner_ms: spec.manifest.portal.spinner_ms,
-            sor_token: String::new(),
+            faults: (&spec.manifest.portal.faults).into(),
+            ..Default::default()
         },
     )
     .await
@@ -747,6 +748,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
     let store = open_store(home)?;
     // Every invocation first cleans up after runs whose host died.
     report_recoveries(
+        home,
         &airlock_engine::recover_orphans(store.as_ref(), &std::env::temp_dir()).await?,
     );
 
@@ -956,6 +958,7 @@ async fn mcp(home: &Path, args: McpArgs) -> anyhow::Result<u8> {
     let policies = load_policies(&args.policies)?;
     let store = open_store(home)?;
     report_recoveries(
+        home,
         &airlock_engine::recover_orphans(store.as_ref(), &std::env::temp_dir()).await?,
     );
     let token = match &args.http {
@@ -1125,7 +1128,7 @@ async fn portal(args: PortalArgs) -> anyhow::Result<u8> {
         args.listen,
         airlock_portal::PortalConfig {
             spinner_ms: args.spinner_ms,
-            sor_token: String::new(),
+            ..Default::default()
         },
     )
     .await
@@ -1259,7 +1262,16 @@ fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
     }
 }
 
-fn report_recoveries(rs: &[airlock_engine::Recovery]) {
+/// Reports what crash recovery did, and cancels approval requests the dead runs left pending
+/// in the review queue (nobody waits for them any more).
+fn report_recoveries(home: &Path, rs: &[airlock_engine::Recovery]) {
+    let review = if rs.is_empty() || !home.join("review.db").exists() {
+        None
+    } else {
+        open_review(home)
+            .map_err(|e| tracing::warn!("pending approvals not cancelled: {e:#}"))
+            .ok()
+    };
     for r in rs {
         eprintln!(
             "recovered {}: aborted (host crashed at step {}); {} processes killed, profile {}",
@@ -1275,6 +1287,16 @@ fn report_recoveries(rs: &[airlock_engine::Recovery]) {
         for u in &r.outcome_unknown {
             eprintln!("  {u}");
         }
+        if let Some(review) = &review {
+            match review.cancel_orphaned(&r.run_id) {
+                Ok(ids) => {
+                    for id in ids {
+                        eprintln!("  approval request {id} cancelled (the run was aborted)");
+                    }
+                }
+                Err(e) => tracing::warn!("pending approvals of {} not cancelled: {e}", r.run_id),
+            }
+        }
     }
 }
 
@@ -1288,7 +1310,7 @@ async fn recover(home: &Path) -> anyhow::Result<u8> {
     if rs.is_empty() {
         println!("no orphaned runs");
     }
-    report_recoveries(&rs);
+    report_recoveries(home, &rs);
     for r in &rs {
         println!(
             "{}: aborted: host crashed at step {}",

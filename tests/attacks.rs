@@ -120,7 +120,7 @@ impl Attack {
             "127.0.0.1:0".parse().expect("addr"),
             PortalConfig {
                 spinner_ms: 200,
-                sor_token: String::new(),
+                ..PortalConfig::default()
             },
         )
         .await

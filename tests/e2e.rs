@@ -95,7 +95,7 @@ async fn portal() -> PortalHandle {
         "127.0.0.1:0".parse().expect("addr"),
         PortalConfig {
             spinner_ms: 800,
-            sor_token: String::new(),
+            ..PortalConfig::default()
         },
     )
     .await

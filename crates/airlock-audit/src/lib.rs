@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 pub use blob::BlobRef;
 pub use chain::{Problem, VerifyReport, KIND_RUN_STARTED, KIND_SEALED};
 pub use error::AuditError;
-pub use sqlite::{SqliteStore, BLOB_DIR, DB_FILE, DEFAULT_BUSY_TIMEOUT};
+pub use sqlite::{
+    SqliteStore, BLOB_DIR, DB_FILE, DEFAULT_BUSY_TIMEOUT, FAULT_KILL_AFTER_EVENT_ENV,
+};
 
 /// Identifies an event that was durably recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +75,21 @@ pub const STATUS_SEALED: &str = "sealed";
 pub trait AuditStore: Send + Sync {
     /// Creates the run and its first event (kind [`KIND_RUN_STARTED`], payload `task`).
     fn begin_run(&self, run_id: &str, task: &serde_json::Value) -> Result<EventRef, AuditError>;
+
+    /// [`AuditStore::begin_run`] with the run's status set in the same transaction, so a crash
+    /// can never leave a run that exists without its owner (crash recovery finds runs by their
+    /// `running pid=… start=…` status). Stores that cannot do it atomically fall back to two
+    /// writes.
+    fn begin_run_with_status(
+        &self,
+        run_id: &str,
+        task: &serde_json::Value,
+        status: &str,
+    ) -> Result<EventRef, AuditError> {
+        let r = self.begin_run(run_id, task)?;
+        self.set_status(run_id, status)?;
+        Ok(r)
+    }
 
     /// Appends an event and returns once it is durable. `blobs` must already be stored (see
     /// [`AuditStore::put_blob`]).

@@ -27,6 +27,12 @@ pub const BLOB_DIR: &str = "blobs";
 /// How long a write waits for another connection's lock by default.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Fault-injection hook for crash tests, never for production: when this variable holds `N`,
+/// the process kills itself with SIGKILL right after the `N`-th event of a run has been
+/// committed. It lets a test stop the host at every event boundary deterministically, where a
+/// kill from outside would race. See `docs/failure-modes.md`.
+pub const FAULT_KILL_AFTER_EVENT_ENV: &str = "AIRLOCK_FAULT_ABORT_AFTER_EVENT";
+
 const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = r#"
@@ -99,6 +105,8 @@ pub struct SqliteStore {
     blobs: BlobDir,
     home: PathBuf,
     busy_timeout: Duration,
+    /// [`FAULT_KILL_AFTER_EVENT_ENV`], read once at open.
+    kill_after: Option<u64>,
 }
 
 impl SqliteStore {
@@ -116,6 +124,14 @@ impl SqliteStore {
         let home = home.as_ref().to_path_buf();
         std::fs::create_dir_all(&home)
             .map_err(|e| AuditError::io("creating audit home", &home, e))?;
+        // SQLite reports a read-only home only as "unable to open database file": say why.
+        rustix::fs::access(&home, rustix::fs::Access::WRITE_OK).map_err(|e| {
+            AuditError::io(
+                "audit home is not writable (nothing could be recorded):",
+                &home,
+                std::io::Error::from(e),
+            )
+        })?;
         let blobs = BlobDir::open(home.join(BLOB_DIR))?;
         let db_path = home.join(DB_FILE);
         let conn = Connection::open_with_flags(
@@ -132,6 +148,9 @@ impl SqliteStore {
             blobs,
             home,
             busy_timeout,
+            kill_after: std::env::var(FAULT_KILL_AFTER_EVENT_ENV)
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
         };
         store.init()?;
         Ok(store)
@@ -252,6 +271,49 @@ impl SqliteStore {
         }
         let blobs_text = chain::encode_blobs(blobs);
         self.write(|tx| append_in(tx, run_id, kind, payload, &blobs_text, None))
+            .map(|r| self.durable(r))
+    }
+
+    /// Called with every committed event: honours the crash-test hook
+    /// ([`FAULT_KILL_AFTER_EVENT_ENV`]). The kill is SIGKILL, exactly what `kill -9` does: no
+    /// destructor, no teardown, no flush runs.
+    fn durable(&self, r: EventRef) -> EventRef {
+        if self.kill_after == Some(r.seq) {
+            let me = rustix::process::getpid();
+            let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
+            // SIGKILL cannot be caught; should delivery be delayed, never return meanwhile.
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        r
+    }
+
+    fn begin(
+        &self,
+        run_id: &str,
+        task: &serde_json::Value,
+        status: &str,
+    ) -> Result<EventRef, AuditError> {
+        validate_run_id(run_id)?;
+        validate_status(status)?;
+        let task_text = to_json(task)?;
+        let blobs_text = chain::encode_blobs(&[]);
+        let genesis = chain::genesis_hash(run_id);
+        self.write(|tx| {
+            if run_exists(tx, run_id)? {
+                return Err(AuditError::RunExists(run_id.to_owned()));
+            }
+            tx.execute(
+                "INSERT INTO runs (run_id, created_ms, task, status, outcome, head_seq,
+                                   head_hash, sealed)
+                 VALUES (?1, ?2, ?3, ?4, NULL, 0, ?5, 0)",
+                params![run_id, to_i64(now_ms())?, task_text, status, genesis],
+            )
+            .map_err(sql)?;
+            append_in(tx, run_id, KIND_RUN_STARTED, &task_text, &blobs_text, None)
+        })
+        .map(|r| self.durable(r))
     }
 }
 
@@ -491,29 +553,16 @@ impl RunRow {
 
 impl AuditStore for SqliteStore {
     fn begin_run(&self, run_id: &str, task: &serde_json::Value) -> Result<EventRef, AuditError> {
-        validate_run_id(run_id)?;
-        let task_text = to_json(task)?;
-        let blobs_text = chain::encode_blobs(&[]);
-        let genesis = chain::genesis_hash(run_id);
-        self.write(|tx| {
-            if run_exists(tx, run_id)? {
-                return Err(AuditError::RunExists(run_id.to_owned()));
-            }
-            tx.execute(
-                "INSERT INTO runs (run_id, created_ms, task, status, outcome, head_seq,
-                                   head_hash, sealed)
-                 VALUES (?1, ?2, ?3, ?4, NULL, 0, ?5, 0)",
-                params![
-                    run_id,
-                    to_i64(now_ms())?,
-                    task_text,
-                    STATUS_CREATED,
-                    genesis
-                ],
-            )
-            .map_err(sql)?;
-            append_in(tx, run_id, KIND_RUN_STARTED, &task_text, &blobs_text, None)
-        })
+        self.begin(run_id, task, STATUS_CREATED)
+    }
+
+    fn begin_run_with_status(
+        &self,
+        run_id: &str,
+        task: &serde_json::Value,
+        status: &str,
+    ) -> Result<EventRef, AuditError> {
+        self.begin(run_id, task, status)
     }
 
     fn append(
@@ -564,6 +613,7 @@ impl AuditStore for SqliteStore {
                 Some(&outcome),
             )
         })
+        .map(|r| self.durable(r))
     }
 
     fn events(&self, run_id: &str) -> Result<Vec<Event>, AuditError> {
@@ -976,6 +1026,22 @@ mod tests {
         // Reads are not blocked by a writer in WAL mode, and writes resume afterwards.
         assert_eq!(s.events("r").unwrap().len(), 1);
         s.append("r", "k", &json!(1), &[]).unwrap();
+        assert!(s.verify("r").unwrap().ok());
+    }
+
+    #[test]
+    fn a_run_can_be_created_with_its_owner_in_one_step() {
+        let (_tmp, s) = store();
+        s.begin_run_with_status("r", &json!({}), "running pid=1 start=2")
+            .unwrap();
+        let runs = s.runs().unwrap();
+        assert_eq!(runs[0].status, "running pid=1 start=2");
+        assert_eq!(runs[0].head_seq, 1);
+        assert!(matches!(
+            s.begin_run_with_status("r", &json!({}), "running"),
+            Err(AuditError::RunExists(_))
+        ));
+        assert!(s.begin_run_with_status("q", &json!({}), "").is_err());
         assert!(s.verify("r").unwrap().ok());
     }
 

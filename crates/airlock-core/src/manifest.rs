@@ -327,6 +327,44 @@ pub struct PortalSection {
     /// How long the search page shows its spinner, in milliseconds.
     #[serde(default = "default_spinner_ms")]
     pub spinner_ms: u64,
+    /// Fault modes of the bundled portal, so a task can ask for a flaky site (`[portal.faults]`).
+    /// They only change how the bundled portal answers, never what the host allows.
+    #[serde(default, skip_serializing_if = "PortalFaults::is_none")]
+    pub faults: PortalFaults,
+}
+
+/// `[portal.faults]`: the bundled portal's fault modes (see `docs/failure-modes.md`). All are off
+/// by default; the seeded ones repeat exactly for the same seed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalFaults {
+    /// Seed for the drawn faults (`error_percent`, `layout_variants`).
+    pub seed: u64,
+    /// Delay of every response, in milliseconds.
+    pub slow_ms: u64,
+    /// The first N requests matching `error_paths` answer 500.
+    pub error_first: u64,
+    /// Every Nth request matching `error_paths` answers 500.
+    pub error_every: u64,
+    /// Probability (percent) that a request matching `error_paths` answers 500.
+    pub error_percent: u8,
+    /// Path prefixes the 500s apply to; empty: all.
+    pub error_paths: Vec<String>,
+    /// Path prefixes whose requests are never answered.
+    pub hang_paths: Vec<String>,
+    /// Pages are served in a shifted layout variant drawn per request.
+    pub layout_variants: bool,
+    /// Sessions end when the Nth request arrives.
+    pub expire_session_after: u64,
+    /// Sessions end at the first request to one of these path prefixes.
+    pub expire_session_on: Vec<String>,
+}
+
+impl PortalFaults {
+    /// No fault configured.
+    pub fn is_none(&self) -> bool {
+        *self == PortalFaults::default()
+    }
 }
 
 fn default_spinner_ms() -> u64 {
@@ -337,6 +375,7 @@ impl Default for PortalSection {
     fn default() -> Self {
         PortalSection {
             spinner_ms: default_spinner_ms(),
+            faults: PortalFaults::default(),
         }
     }
 }
@@ -525,6 +564,24 @@ text = "RUN-78432"
         let u = WebUrl::parse("http://CI.example./runs").unwrap();
         assert!(m.declares(Effect::Read, &u));
         assert!(!m.declares(Effect::Submit, &u));
+    }
+
+    #[test]
+    fn portal_faults_parse_and_default_to_none() {
+        let m = TaskManifest::from_toml(MINIMAL).unwrap();
+        assert!(m.portal.faults.is_none());
+        let with = format!(
+            "{MINIMAL}\n[portal]\nspinner_ms = 10\n[portal.faults]\nseed = 7\nerror_first = 1\nerror_paths = [\"/runs/\"]\nlayout_variants = true\n"
+        );
+        let m = TaskManifest::from_toml(&with).unwrap();
+        assert_eq!(m.portal.spinner_ms, 10);
+        assert_eq!(m.portal.faults.seed, 7);
+        assert_eq!(m.portal.faults.error_first, 1);
+        assert_eq!(m.portal.faults.error_paths, vec!["/runs/"]);
+        assert!(m.portal.faults.layout_variants && !m.portal.faults.is_none());
+        let bad = with.replace("seed = 7", "chaos = true");
+        let err = TaskManifest::from_toml(&bad).unwrap_err().to_string();
+        assert!(err.contains("chaos"), "{err}");
     }
 
     #[test]

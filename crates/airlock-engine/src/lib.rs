@@ -15,6 +15,7 @@
 )]
 
 pub mod approval;
+pub mod faults;
 mod requests;
 pub mod sor;
 mod verify;
@@ -388,6 +389,8 @@ struct Live {
     unknown_outcomes: Vec<String>,
     /// Where systems of record live and the header they need, for checkpoint criteria.
     records: (BTreeMap<HostName, SocketAddr>, Option<(String, String)>),
+    /// Browser faults, dialogs and re-logins seen so far (see [`faults`]).
+    faults: faults::FaultState,
 }
 
 impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
@@ -411,7 +414,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         let redactor = Redactor::from_broker(&broker, &spec.manifest.redaction)?;
         let run_id = spec.run_id.clone().unwrap_or_else(run_id_now);
         let m = &spec.manifest;
-        self.audit.begin_run(
+        self.audit.begin_run_with_status(
             &run_id,
             &json!({
                 "task": m.task.name,
@@ -423,10 +426,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 "operator_policies": spec.policies.iter().map(|(n, t)| json!({"name": n, "text": t})).collect::<Vec<_>>(),
                 "airlock": env!("CARGO_PKG_VERSION"),
             }),
+            // The owner (pid and its start time) lets a later invocation tell a live run from
+            // an orphan whose host died; it is written with the run, so no crash falls between.
+            &owner_status(),
         )?;
-        // The owner (pid and its start time) lets a later invocation tell a live run from an
-        // orphan whose host died.
-        self.audit.set_status(&run_id, &owner_status())?;
         self.reporter.line(&format!(
             "run {run_id}: task `{}` with {} (approvals: {})",
             m.task.name,
@@ -446,6 +449,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             requests: requests::EffectGate::new(spec.manifest.clone()),
             unknown_outcomes: Vec::new(),
             records: (spec.host_map.clone(), spec.sor_header.clone()),
+            faults: Default::default(),
         };
         let result = self.drive(&spec, &mut live).await;
         // Whatever happened, verification (if the browser got that far), teardown and seal
@@ -1121,16 +1125,29 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             if claimed.is_some() {
                 return Ok((End::Claimed, step, baseline));
             }
+            // Browser faults, dialog loops and 5xx reads (see `faults`).
+            if let Some(o) = self.after_step(live, step, &mut feedback).await? {
+                return Ok((End::Stopped(o), step, baseline));
+            }
+            let was_on = std::mem::take(&mut obs.url);
             obs = match self.observe(live, step, "after").await? {
                 Ok(o) => o,
                 Err(e) => {
+                    let o = self.browser_fault(live, step)?;
                     return Ok((
-                        End::Stopped(Outcome::SandboxFailed { reason: e }),
+                        End::Stopped(o.unwrap_or(Outcome::SandboxFailed { reason: e })),
                         step,
                         baseline,
-                    ))
+                    ));
                 }
             };
+            // A session that expired mid-run: the host signs in again (see `faults`).
+            if let Some(o) = self
+                .after_observe(live, m, step, &was_on, &mut obs, &mut feedback)
+                .await?
+            {
+                return Ok((End::Stopped(o), step, baseline));
+            }
         }
     }
 
@@ -1143,6 +1160,9 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         login: &airlock_core::manifest::LoginSection,
         timeout: Duration,
     ) -> Result<Result<(), String>, DriveError> {
+        // Write-ahead like every action: signing in posts a form, so its intent is durable
+        // before the first keystroke (crash recovery reports a login without a result).
+        self.record(live, "login_started", json!({"url": login.url}), &[])?;
         let result = self.login_steps(live, login, timeout).await;
         let (ok, why) = match &result {
             Ok(()) => (true, None),
@@ -2002,6 +2022,8 @@ pub async fn recover_orphans(
                 )
             })
             .collect();
+        let mut outcome_unknown = outcome_unknown;
+        outcome_unknown.extend(faults::host_actions_unknown(&events));
         let teardown = airlock_sandbox::launch::reap_orphan(&run.run_id, scratch_root).await;
         audit.append(
             &run.run_id,

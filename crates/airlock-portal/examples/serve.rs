@@ -19,7 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listen.parse()?,
         PortalConfig {
             spinner_ms,
-            sor_token: String::new(),
+            ..PortalConfig::default()
         },
     )
     .await?;

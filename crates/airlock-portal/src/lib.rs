@@ -28,6 +28,7 @@
 
 mod ci;
 mod evil;
+pub mod faults;
 mod html;
 mod incidents;
 mod lab;
@@ -47,6 +48,7 @@ use axum::Router;
 use tokio::sync::oneshot;
 use tower::ServiceExt;
 
+pub use faults::FaultConfig;
 pub use lab::LAB_PAYLOAD;
 pub use state::PortalState;
 
@@ -75,6 +77,8 @@ pub struct PortalConfig {
     pub spinner_ms: u64,
     /// Token the system-of-record API requires. Empty means "generate a random one".
     pub sor_token: String,
+    /// Fault modes (slow, 500s, hangs, layout variants, session expiry); none by default.
+    pub faults: FaultConfig,
 }
 
 impl Default for PortalConfig {
@@ -82,6 +86,7 @@ impl Default for PortalConfig {
         Self {
             spinner_ms: 1500,
             sor_token: String::new(),
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -177,9 +182,12 @@ pub fn router(state: PortalState) -> Router {
         lab: lab::routes(state.clone()),
         evil: evil::routes(state.clone()),
         sor: sor::routes(state.clone()),
-        state,
+        state: state.clone(),
     };
-    Router::new().fallback(dispatch).with_state(apps)
+    Router::new()
+        .fallback(dispatch)
+        .with_state(apps)
+        .layer(axum::middleware::from_fn_with_state(state, faults::inject))
 }
 
 #[derive(Clone)]
@@ -433,7 +441,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             PortalConfig {
                 spinner_ms: 10,
-                sor_token: String::new(),
+                ..PortalConfig::default()
             },
         )
         .await

@@ -33,6 +33,7 @@ struct Shared {
     spinner_ms: u64,
     sor_token: String,
     inner: Mutex<Inner>,
+    faults: crate::faults::Faults,
 }
 
 impl std::fmt::Debug for PortalState {
@@ -57,6 +58,7 @@ impl PortalState {
                 spinner_ms: config.spinner_ms,
                 sor_token,
                 inner: Mutex::new(Inner::fixture()),
+                faults: crate::faults::Faults::new(config.faults),
             }),
         }
     }
@@ -72,9 +74,24 @@ impl PortalState {
     }
 
     /// Restores the fixture, drops all sessions and flashes, and clears the request log and the
-    /// `stolen` entries.
+    /// `stolen` entries. Fault counters start again too, so a reset portal repeats its faults.
     pub fn reset(&self) {
         self.with(Inner::reset);
+        self.shared.faults.reset();
+    }
+
+    /// The fault modes in force (see [`crate::FaultConfig`]).
+    pub fn fault_config(&self) -> crate::FaultConfig {
+        self.shared.faults.config()
+    }
+
+    /// Changes the fault modes of a running portal; their counters start again.
+    pub fn set_faults(&self, faults: crate::FaultConfig) {
+        self.shared.faults.set(faults);
+    }
+
+    pub(crate) fn faults(&self) -> &crate::faults::Faults {
+        &self.shared.faults
     }
 
     /// Runs `f` with the state locked. A poisoned lock is recovered: the state is plain data and
@@ -503,6 +520,7 @@ mod tests {
         let s = PortalState::new(PortalConfig::default());
         assert_eq!(s.sor_token().len(), 32);
         let s = PortalState::new(PortalConfig {
+            faults: crate::FaultConfig::default(),
             spinner_ms: 5,
             sor_token: "fixed".to_owned(),
         });

@@ -33,6 +33,7 @@ pub(crate) fn portal() -> TestPortal {
     let state = PortalState::new(PortalConfig {
         spinner_ms: 10,
         sor_token: TEST_SOR_TOKEN.to_owned(),
+        ..PortalConfig::default()
     });
     TestPortal {
         app: router(state.clone()),

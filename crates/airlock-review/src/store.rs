@@ -618,6 +618,33 @@ impl ReviewStore {
         self.get(id)
     }
 
+    /// Cancels every pending request of a run whose host died (crash recovery): nobody is
+    /// waiting for the answer any more, and approving it later must not look like it let
+    /// anything run. Returns the ids cancelled.
+    pub fn cancel_orphaned(&self, run_id: &str) -> Result<Vec<String>, ReviewError> {
+        let pending: Vec<String> = self
+            .for_run(run_id)?
+            .into_iter()
+            .filter(QueuedRequest::is_open)
+            .map(|r| r.id)
+            .collect();
+        if pending.is_empty() {
+            return Ok(pending);
+        }
+        let now = now_ms();
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE requests SET status = 'cancelled', decided_by = 'airlock:recovery',
+                     decided_ms = ?2, reason = 'the run was aborted: its host crashed'
+                 WHERE run_id = ?1 AND status = 'pending'",
+                params![run_id, to_i64(now)?],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })?;
+        Ok(pending)
+    }
+
     // ---- stop requests -------------------------------------------------------------------
 
     /// Asks for a run to stop and cancels its pending requests. The first stop wins; asking
@@ -1384,6 +1411,28 @@ mod tests {
         assert_eq!(cancelled.status, RequestStatus::Cancelled);
         assert_eq!(cancelled.decided_by.as_deref(), Some("olga"));
         assert!(s.stop_request("run-2").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_crashed_runs_pending_requests_are_cancelled_and_cannot_be_approved() {
+        let (_d, s) = store();
+        let open = s
+            .submit(&details("run-1", 1), Duration::from_secs(60))
+            .unwrap();
+        let other = s
+            .submit(&details("run-2", 1), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(s.cancel_orphaned("run-1").unwrap(), vec![open.id.clone()]);
+        assert!(s.cancel_orphaned("run-1").unwrap().is_empty());
+        let stored = s.get(&open.id).unwrap().unwrap();
+        assert_eq!(stored.status, RequestStatus::Cancelled);
+        assert_eq!(stored.decided_by.as_deref(), Some("airlock:recovery"));
+        let e = s.decide(&open.id, None, &alice(), Decision::Approve, "late");
+        assert!(
+            matches!(e, Err(ReviewError::AlreadyDecided { .. })),
+            "{e:?}"
+        );
+        assert!(s.get(&other.id).unwrap().unwrap().is_open());
     }
 
     #[test]

@@ -19,8 +19,10 @@ use airlock_core::{
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 /// How a run's browser is set up.
 #[derive(Debug, Clone)]
@@ -84,10 +86,31 @@ pub fn unsettled(note: &str) -> bool {
     note.contains(UNSETTLED_CHANGING) || note.contains(UNSETTLED_LOADING)
 }
 
+/// How the current main document arrived (see [`BrowserSandbox::document_status`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DocumentStatus {
+    pub status: u16,
+    /// Whether the site redirected the browser to this document (same-origin redirects only).
+    pub redirected: bool,
+    pub url: String,
+    pub transition: String,
+}
+
+impl DocumentStatus {
+    /// Whether the document was the answer to a form submission (never repeated by the host).
+    pub fn from_form(&self) -> bool {
+        self.transition == "form_submit"
+    }
+}
+
 /// Quiet period after the last DOM mutation before the page counts as settled.
 const QUIET_MS: f64 = 150.0;
 /// After an input event, how long navigation-start events may take to show up.
 const NAV_GRACE: Duration = Duration::from_millis(120);
+/// How long the browser itself gets to answer a trivial probe, sent when a call is still
+/// unanswered near the step timeout, before it is declared unresponsive (a slow page is not a
+/// hung browser).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A live browser sandbox. Call [`BrowserSandbox::teardown`] to end it and get the evidence;
 /// dropping it kills everything too, but without a report.
@@ -109,6 +132,11 @@ pub struct BrowserSandbox {
     isolation: Isolation,
     intercepts: crate::intercept::InterceptLog,
     intercept_task: tokio::task::JoinHandle<()>,
+    /// The first browser fault observed (crash, exit, no answer); once set, every call fails
+    /// at once with it instead of waiting for a timeout.
+    fault: Arc<watch::Sender<Option<String>>>,
+    /// JavaScript dialogs dismissed so far (a dialog loop shows up here).
+    dialogs: Arc<AtomicU64>,
 }
 
 fn t(ms: u64) -> Duration {
@@ -211,6 +239,8 @@ impl BrowserSandbox {
             isolation: cfg.isolation,
             intercepts: Default::default(),
             intercept_task: tokio::spawn(async {}),
+            fault: Arc::new(watch::channel(None).0),
+            dialogs: Arc::new(AtomicU64::new(0)),
         };
         // From here on, a failure must still tear down what started: `Drop` does that.
         sb.attach(&cfg).await?;
@@ -325,41 +355,160 @@ impl BrowserSandbox {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        // JavaScript dialogs (alert loops, beforeunload traps) are dismissed, never shown.
+        // JavaScript dialogs (alert loops, beforeunload traps) are dismissed, never shown. The
+        // same watcher notices a crashed renderer and a closed pipe the moment they happen.
+        self.page("Inspector.enable", json!({})).await?;
         let cdp = self.cdp.clone();
         let session = self.session.clone();
         let mut events = self.cdp.events();
+        let fault = self.fault.clone();
+        let dialogs = self.dialogs.clone();
         self.dialog_task = tokio::spawn(async move {
-            while let Ok(ev) = events.recv().await {
-                if ev.method == "Page.javascriptDialogOpening" {
-                    // A beforeunload trap is answered "leave"; every other dialog is dismissed.
-                    let leave = ev.params["type"] == "beforeunload";
-                    let _ = cdp
-                        .call(
-                            Some(&session),
-                            "Page.handleJavaScriptDialog",
-                            json!({"accept": leave}),
-                            t(2000),
-                        )
-                        .await;
+            loop {
+                let ev = tokio::select! {
+                    ev = events.recv() => ev,
+                    () = cdp.wait_closed() => {
+                        raise(&fault, "the browser's pipe closed: the browser process exited or was killed".into());
+                        return;
+                    }
+                };
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                match ev.method.as_str() {
+                    "Page.javascriptDialogOpening" => {
+                        dialogs.fetch_add(1, Ordering::SeqCst);
+                        // A beforeunload trap is answered "leave"; every other dialog is dismissed.
+                        let leave = ev.params["type"] == "beforeunload";
+                        let _ = cdp
+                            .call(
+                                Some(&session),
+                                "Page.handleJavaScriptDialog",
+                                json!({"accept": leave}),
+                                t(2000),
+                            )
+                            .await;
+                    }
+                    "Inspector.targetCrashed" if ev.session_id.as_deref() == Some(&session) => {
+                        raise(
+                            &fault,
+                            "the page's renderer crashed (Inspector.targetCrashed)".into(),
+                        );
+                    }
+                    "Target.targetCrashed" if ev.params["targetId"] == target_id.as_str() => {
+                        raise(
+                            &fault,
+                            format!(
+                                "the page's renderer crashed (Target.targetCrashed, status `{}`, code {})",
+                                ev.params["status"].as_str().unwrap_or("?"),
+                                ev.params["errorCode"].as_i64().unwrap_or(0)
+                            ),
+                        );
+                    }
+                    "Inspector.detached" if ev.session_id.as_deref() == Some(&session) => {
+                        raise(
+                            &fault,
+                            format!(
+                                "the browser detached from the page ({})",
+                                ev.params["reason"].as_str().unwrap_or("no reason given")
+                            ),
+                        );
+                    }
+                    _ => {}
                 }
             }
         });
         Ok(())
     }
 
+    /// The browser fault observed so far, if any.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.borrow().clone()
+    }
+
+    /// How many JavaScript dialogs the host has dismissed so far.
+    pub fn dialogs_dismissed(&self) -> u64 {
+        self.dialogs.load(Ordering::SeqCst)
+    }
+
+    /// Sends one CDP call, failing at once on a known fault and as soon as one happens while
+    /// waiting. A call still unanswered shortly before the step timeout is accompanied by a
+    /// probe of the browser itself: no answer there means the browser is hung (or stopped), a
+    /// fault detected within the step timeout; an answer means a slow page, and the call keeps
+    /// its full timeout.
+    async fn guarded(
+        &self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, SandboxError> {
+        if let Some(f) = self.fault() {
+            return Err(SandboxError::Fault(f));
+        }
+        let mut faults = self.fault.subscribe();
+        // `wait_for` hands out a borrow of the value; drop it at once so the future stays Send.
+        let fault_seen = async move {
+            if faults.wait_for(Option::is_some).await.is_err() {
+                // The sandbox owns the sender; without it no fault can arrive.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(fault_seen);
+        let call = self.cdp.call(session, method, params, self.step_timeout);
+        tokio::pin!(call);
+        let probe_at = tokio::time::sleep(
+            self.step_timeout
+                .saturating_sub(PROBE_TIMEOUT)
+                .max(self.step_timeout / 2),
+        );
+        tokio::pin!(probe_at);
+        let mut probed = false;
+        let result = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                () = &mut fault_seen => {
+                    return Err(SandboxError::Fault(self.fault().unwrap_or_default()));
+                }
+                () = &mut probe_at, if !probed => {
+                    probed = true;
+                    let probe = self
+                        .cdp
+                        .call(None, "Browser.getVersion", json!({}), PROBE_TIMEOUT)
+                        .await;
+                    if probe.is_err() && !self.cdp.is_closed() {
+                        raise(
+                            &self.fault,
+                            format!(
+                                "the browser stopped answering: cdp `{method}` got no answer, nor a {} ms probe, within the {} ms step timeout",
+                                PROBE_TIMEOUT.as_millis(),
+                                self.step_timeout.as_millis()
+                            ),
+                        );
+                        return Err(SandboxError::Fault(self.fault().unwrap_or_default()));
+                    }
+                }
+            }
+        };
+        match result {
+            Err(CdpError::Closed) => {
+                raise(
+                    &self.fault,
+                    "the browser's pipe closed: the browser process exited or was killed".into(),
+                );
+                Err(SandboxError::Fault(self.fault().unwrap_or_default()))
+            }
+            other => Ok(other?),
+        }
+    }
+
     async fn browser(&self, method: &str, params: Value) -> Result<Value, SandboxError> {
-        Ok(self
-            .cdp
-            .call(None, method, params, self.step_timeout)
-            .await?)
+        self.guarded(None, method, params).await
     }
 
     async fn page(&self, method: &str, params: Value) -> Result<Value, SandboxError> {
-        Ok(self
-            .cdp
-            .call(Some(&self.session), method, params, self.step_timeout)
-            .await?)
+        self.guarded(Some(&self.session), method, params).await
     }
 
     /// Evaluates an expression in Airlock's isolated world, recreating it after navigations.
@@ -800,7 +949,15 @@ impl BrowserSandbox {
         let started = Instant::now();
         let note = match action {
             Action::Navigate { url } => {
-                let r = self.page("Page.navigate", json!({"url": url})).await?;
+                let r = match self.page("Page.navigate", json!({"url": url})).await {
+                    Err(SandboxError::Cdp(CdpError::Timeout { ms, .. })) => {
+                        self.stop_loading().await;
+                        return Err(SandboxError::Navigation(format!(
+                            "{url}: no answer within {ms} ms; the host stopped the load"
+                        )));
+                    }
+                    other => other?,
+                };
                 if let Some(err) = r["errorText"].as_str().filter(|e| !e.is_empty()) {
                     return Err(SandboxError::Navigation(format!("{url}: {err}")));
                 }
@@ -1056,14 +1213,32 @@ impl BrowserSandbox {
                     }
                 }
             }
+            if let Some(f) = self.fault() {
+                return Err(SandboxError::Fault(f));
+            }
             if Instant::now() >= deadline {
+                // A load that never ends would hold every later call on this page (the
+                // accessibility tree waits for it): stop it, so the page is observable again.
+                let stopped = self.stop_loading().await;
                 return Ok(Some(format!(
-                    "{UNSETTLED_LOADING} {} ms",
-                    self.step_timeout.as_millis()
+                    "{UNSETTLED_LOADING} {} ms{}",
+                    self.step_timeout.as_millis(),
+                    if stopped {
+                        "; the host stopped the load"
+                    } else {
+                        ""
+                    }
                 )));
             }
             tokio::time::sleep(t(40)).await;
         }
+    }
+
+    /// Stops a pending main-frame load (a request that never answers); whether it worked.
+    async fn stop_loading(&mut self) -> bool {
+        let ok = self.page("Page.stopLoading", json!({})).await.is_ok();
+        self.world = None;
+        ok
     }
 
     /// Polls a condition until it holds or `limit` passes. Never a blind sleep.
@@ -1082,6 +1257,10 @@ impl BrowserSandbox {
             return Ok(r?.is_none());
         }
         loop {
+            // A condition that can no longer be checked is a fault, not "not yet".
+            if let Some(f) = self.fault() {
+                return Err(SandboxError::Fault(f));
+            }
             let ok = match cond {
                 WaitCondition::Settled => true,
                 WaitCondition::TextPresent { text } => {
@@ -1140,6 +1319,29 @@ impl BrowserSandbox {
             .unwrap_or_default())
     }
 
+    /// How the current main document arrived: its HTTP status (0 when unknown, e.g. `about:`
+    /// pages), whether a redirect led there, its URL, and how it was reached (CDP's transition type: `link`, `typed`,
+    /// `form_submit`, `reload`, ...). Crash handling uses it to tell a failed read (safe to load
+    /// again) from a failed form submission (never repeated).
+    pub async fn document_status(&mut self) -> Result<DocumentStatus, SandboxError> {
+        let v = self.eval_isolated(js::DOCUMENT_STATUS).await?;
+        let h = self.page("Page.getNavigationHistory", json!({})).await?;
+        let idx = h["currentIndex"].as_u64().unwrap_or(0) as usize;
+        let entry = h["entries"].get(idx).cloned().unwrap_or(Value::Null);
+        Ok(DocumentStatus {
+            status: v["status"]
+                .as_u64()
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(0),
+            redirected: v["redirects"].as_u64().unwrap_or(0) > 0,
+            url: entry["url"].as_str().unwrap_or_default().to_string(),
+            transition: entry["transitionType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
     /// Every piece of page text with where it lives (for the injection scanner).
     pub async fn page_texts(
         &mut self,
@@ -1194,10 +1396,13 @@ impl BrowserSandbox {
     /// Ends the run's browser: closes it, kills every process of the run, deletes the run
     /// directory, and reports what it found.
     pub async fn teardown(mut self) -> TeardownReport {
-        let _ = self
-            .cdp
-            .call(None, "Browser.close", json!({}), t(1500))
-            .await;
+        // A faulted browser is not asked politely: it may never answer.
+        if self.fault().is_none() {
+            let _ = self
+                .cdp
+                .call(None, "Browser.close", json!({}), t(1500))
+                .await;
+        }
         self.dialog_task.abort();
         self.intercept_task.abort();
         let child = self.child.take();
@@ -1223,6 +1428,19 @@ impl BrowserSandbox {
             },
         }
     }
+}
+
+/// Records the first fault; later ones are consequences of it.
+fn raise(fault: &watch::Sender<Option<String>>, what: String) {
+    fault.send_if_modified(|f| {
+        if f.is_none() {
+            tracing::warn!(fault = %what, "browser fault");
+            *f = Some(what);
+            true
+        } else {
+            false
+        }
+    });
 }
 
 impl Drop for BrowserSandbox {

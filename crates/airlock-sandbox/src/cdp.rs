@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CdpError {
@@ -47,6 +47,8 @@ struct Inner {
     next_id: AtomicU64,
     events: broadcast::Sender<CdpEvent>,
     closed: Arc<AtomicBool>,
+    /// Flips to `true` when the pipe closes, so watchers learn of a dead browser at once.
+    closed_rx: watch::Receiver<bool>,
 }
 
 impl Cdp {
@@ -60,6 +62,7 @@ impl Cdp {
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let (events, _) = broadcast::channel(1024);
         let closed = Arc::new(AtomicBool::new(false));
+        let (closed_tx, closed_rx) = watch::channel(false);
 
         let mut writer = writer;
         tokio::spawn(async move {
@@ -118,6 +121,7 @@ impl Cdp {
             if let Ok(mut p) = pending_r.lock() {
                 p.clear(); // dropping the senders wakes every waiter with Closed
             }
+            closed_tx.send_replace(true);
         });
 
         Cdp {
@@ -127,8 +131,16 @@ impl Cdp {
                 next_id: AtomicU64::new(1),
                 events,
                 closed,
+                closed_rx,
             }),
         }
+    }
+
+    /// Resolves once the pipe has closed (the browser exited or was killed).
+    pub async fn wait_closed(&self) {
+        let mut rx = self.inner.closed_rx.clone();
+        // An error means the reader task is gone, which only happens once the pipe closed.
+        let _ = rx.wait_for(|closed| *closed).await;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -253,5 +265,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, CdpError::Closed | CdpError::Timeout { .. }));
+        // Watchers learn of it too, without sending anything.
+        tokio::time::timeout(Duration::from_secs(5), cdp.wait_closed())
+            .await
+            .unwrap();
+        assert!(cdp.is_closed());
     }
 }

@@ -185,6 +185,16 @@ pub const SETTLE_STATE: &str = r#"(() => {
 })()"#;
 
 /// Whether the visible text of the page contains a string (`%TEXT%` is a JSON string literal).
+/// The main document's HTTP status (0 when the browser does not know) and how many redirects
+/// led to it, from Navigation Timing.
+pub const DOCUMENT_STATUS: &str = r#"(() => {
+  const e = performance.getEntriesByType("navigation")[0];
+  return {
+    status: e && typeof e.responseStatus === "number" ? e.responseStatus : 0,
+    redirects: e && typeof e.redirectCount === "number" ? e.redirectCount : 0,
+  };
+})()"#;
+
 pub const TEXT_PRESENT: &str =
     r#"(() => !!document.body && document.body.innerText.includes(%TEXT%))()"#;
 

@@ -19,7 +19,7 @@ pub mod pool;
 pub mod proxy;
 pub mod snapshot;
 
-pub use browser::{unsettled, BrowserSandbox, Resolved, SandboxConfig};
+pub use browser::{unsettled, BrowserSandbox, DocumentStatus, Resolved, SandboxConfig};
 pub use intercept::{InterceptRecord, RequestFacts, RequestGate};
 pub use launch::{Isolation, TeardownReport};
 pub use proxy::{EgressPolicy, EgressRecord};
@@ -67,4 +67,8 @@ pub enum SandboxError {
     Page(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The browser crashed, died or stopped answering; the sandbox is unusable from here on and
+    /// every later call fails at once with the same description of what was observed.
+    #[error("browser fault: {0}")]
+    Fault(String),
 }

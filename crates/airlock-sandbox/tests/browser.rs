@@ -638,3 +638,70 @@ async fn parallel_runs_share_no_cookies_storage_processes_or_namespaces() {
         assert!(report.clean(), "{report:?}");
     }
 }
+
+/// The run's live processes whose command line contains `needle`.
+fn processes_with(sb: &BrowserSandbox, run_id: &str, needle: &str) -> Vec<u32> {
+    airlock_sandbox::launch::run_processes(sb.browser_pid(), run_id)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+async fn open_with_timeout(name: &str, secs: u64) -> (BrowserSandbox, String) {
+    let addr = serve(HashMap::from([("/", FORM)])).await;
+    let id = format!("{name}-{}", std::process::id());
+    let mut cfg = SandboxConfig::new(&id, policy(addr));
+    cfg.step_timeout = std::time::Duration::from_secs(secs);
+    let (mut sb, _rx) = BrowserSandbox::launch(cfg).await.expect("launch");
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .expect("navigate");
+    (sb, id)
+}
+
+#[tokio::test]
+async fn a_killed_renderer_is_a_fault_and_every_later_call_says_so() {
+    let (mut sb, id) = open_with_timeout("renderer-crash", 20).await;
+    assert!(sb.fault().is_none());
+    let renderers = processes_with(&sb, &id, "--type=renderer");
+    assert!(!renderers.is_empty());
+    for pid in renderers {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+    let err = sb.observe().await.unwrap_err();
+    assert!(matches!(err, SandboxError::Fault(_)), "{err}");
+    assert!(err.to_string().contains("renderer crashed"), "{err}");
+    let again = sb.location().await.unwrap_err();
+    assert_eq!(again.to_string(), err.to_string());
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_browser_that_stops_answering_is_a_fault_not_a_hang() {
+    let (mut sb, id) = open_with_timeout("browser-stopped", 3).await;
+    for pid in airlock_sandbox::launch::run_processes(sb.browser_pid(), &id) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::STOP,
+        );
+    }
+    let err = sb.observe().await.unwrap_err();
+    assert!(matches!(err, SandboxError::Fault(_)), "{err}");
+    assert!(err.to_string().contains("stopped answering"), "{err}");
+    // Teardown does not wait for a polite close and kills the stopped processes.
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
+}
