@@ -560,9 +560,6 @@ async fn text_a_person_cannot_see_is_not_shown_to_the_model_as_ordinary_text() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the injection scanner is a list of English phrases: none of the six everyday \
-            rephrasings (\"ignore your previous instructions\", \"disregard the task\", a fake \
-            SYSTEM line, German, spaced letters, Cyrillic homoglyphs) taints the run"]
 async fn rephrased_instructions_taint_the_run_too() {
     let a = Attack::new().await;
     let markers = [
@@ -1325,8 +1322,6 @@ async fn a_popup_storm_is_closed_and_reaches_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the click that opens 26 popups does not come back: `Input.dispatchMouseEvent` waits \
-            the whole step timeout (20 s) before the run goes on"]
 async fn a_popup_storm_does_not_stall_the_click() {
     let a = Attack::new().await;
     let run = a

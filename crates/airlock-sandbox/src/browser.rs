@@ -292,6 +292,7 @@ impl BrowserSandbox {
             log: self.intercepts.clone(),
             downloads: self.run_dir.join("downloads"),
             gate: cfg.request_gate.clone(),
+            popups: Default::default(),
         };
         if cfg.intercept {
             self.intercept_task = tokio::spawn(interceptor.run(self.cdp.events()));

@@ -134,6 +134,8 @@ pub(crate) struct Interceptor {
     pub downloads: PathBuf,
     /// The host's verdict on requests beyond their host (declared effects).
     pub gate: Option<Arc<dyn RequestGate>>,
+    /// CDP sessions of popups being closed: every request they make is failed.
+    pub popups: Arc<Mutex<Vec<String>>>,
 }
 
 fn t(ms: u64) -> Duration {
@@ -264,6 +266,25 @@ impl Interceptor {
             .unwrap_or("Other")
             .to_string();
         let session = ev.session_id.as_deref();
+        let from_popup = session.is_some_and(|s| {
+            self.popups
+                .lock()
+                .map(|p| p.iter().any(|x| x == s))
+                .unwrap_or(true)
+        });
+        if from_popup {
+            // Popups are never followed: nothing they ask for leaves the browser.
+            let _ = self
+                .cdp
+                .call(
+                    session,
+                    "Fetch.failRequest",
+                    json!({"requestId": id, "errorReason": "BlockedByClient"}),
+                    t(5000),
+                )
+                .await;
+            return;
+        }
         let method = p
             .get("request")
             .and_then(|r| r.get("method"))
@@ -345,11 +366,29 @@ impl Interceptor {
             self.push(InterceptRecord::PopupClosed {
                 url: url.to_string(),
             });
-            // Closed in the background: a storm of popups must not queue behind one another
-            // (nor hold up the other targets' interception) while the opener's click waits.
+            // A popup opened by a same-site page can share the opener's renderer, which then
+            // waits with it while the popup is paused for the debugger: the opener's click would
+            // not come back. So the popup is let go with every request it makes failed, and
+            // closed in the background (a storm must not queue behind one another).
+            if let Ok(mut p) = self.popups.lock() {
+                p.push(session.to_string());
+            }
             let cdp = self.cdp.clone();
             let target = target.to_string();
+            let session = session.to_string();
             tokio::spawn(async move {
+                let s = Some(session.as_str());
+                let _ = cdp
+                    .call(
+                        s,
+                        "Fetch.enable",
+                        json!({"patterns": [{"urlPattern": "*"}]}),
+                        t(3000),
+                    )
+                    .await;
+                let _ = cdp
+                    .call(s, "Runtime.runIfWaitingForDebugger", json!({}), t(3000))
+                    .await;
                 let _ = cdp
                     .call(
                         None,
