@@ -687,7 +687,7 @@ async fn with_bundled_portal(
         "127.0.0.1:0".parse()?,
         airlock_portal::PortalConfig {
             spinner_ms: spec.manifest.portal.spinner_ms,
-            faults: (&spec.manifest.portal.faults).into(),
+            faults: spec.manifest.portal.faults.clone(),
             ..Default::default()
         },
     )

@@ -194,7 +194,7 @@ pub async fn run_scenario(s: &Scenario, chromium: Option<PathBuf>) -> ScenarioRe
         SocketAddr::from(([127, 0, 0, 1], 0)),
         PortalConfig {
             spinner_ms: s.manifest.portal.spinner_ms,
-            faults: (&s.manifest.portal.faults).into(),
+            faults: s.manifest.portal.faults.clone(),
             ..PortalConfig::default()
         },
     )

@@ -20,7 +20,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
 use crate::PortalState;
 
@@ -33,58 +32,9 @@ const MAX_REWRITE_BYTES: usize = 4 << 20;
 /// Vertical offsets of the layout variants, in CSS pixels (variant 0 is the normal layout).
 pub const LAYOUT_OFFSETS: [u32; 3] = [0, 48, 96];
 
-/// Which faults the portal injects. The default injects none.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FaultConfig {
-    /// Seed of the generator behind `error_percent` and `layout_variants`.
-    pub seed: u64,
-    /// Every response is delayed by this many milliseconds.
-    pub slow_ms: u64,
-    /// The first N requests that match `error_paths` answer 500.
-    pub error_first: u64,
-    /// Every Nth request that matches `error_paths` answers 500 (0: off).
-    pub error_every: u64,
-    /// Each request that matches `error_paths` answers 500 with this probability, in percent,
-    /// drawn from the seeded generator.
-    pub error_percent: u8,
-    /// Path prefixes the error faults apply to; empty means every path.
-    pub error_paths: Vec<String>,
-    /// Requests to these path prefixes are never answered.
-    pub hang_paths: Vec<String>,
-    /// HTML pages are served in one of [`LAYOUT_OFFSETS`]' variants, chosen per request by the
-    /// seeded generator: everything moves down by the offset.
-    pub layout_variants: bool,
-    /// Every session ends when the Nth request arrives (0: off), once.
-    pub expire_session_after: u64,
-    /// Every session ends when the first request to one of these path prefixes arrives.
-    pub expire_session_on: Vec<String>,
-}
-
-/// A task's `[portal.faults]` (the manifest's vocabulary) as the portal's fault configuration.
-impl From<&airlock_core::manifest::PortalFaults> for FaultConfig {
-    fn from(f: &airlock_core::manifest::PortalFaults) -> Self {
-        FaultConfig {
-            seed: f.seed,
-            slow_ms: f.slow_ms,
-            error_first: f.error_first,
-            error_every: f.error_every,
-            error_percent: f.error_percent,
-            error_paths: f.error_paths.clone(),
-            hang_paths: f.hang_paths.clone(),
-            layout_variants: f.layout_variants,
-            expire_session_after: f.expire_session_after,
-            expire_session_on: f.expire_session_on.clone(),
-        }
-    }
-}
-
-impl FaultConfig {
-    /// Whether any fault is configured.
-    pub fn any(&self) -> bool {
-        *self != FaultConfig::default()
-    }
-}
+/// Which faults the portal injects: exactly a task's `[portal.faults]` (one type, so the manifest
+/// and the portal cannot drift apart). The default injects none.
+pub type FaultConfig = airlock_core::manifest::PortalFaults;
 
 /// The live fault state: the configuration and the counters that make it deterministic.
 #[derive(Debug, Default)]
@@ -298,7 +248,7 @@ mod tests {
                 error: false,
                 offset: 0
             }));
-        assert!(!FaultConfig::default().any());
+        assert!(FaultConfig::default().is_none());
     }
 
     #[test]

@@ -103,6 +103,9 @@ impl DocumentStatus {
     }
 }
 
+/// How long an "Internal error" answer waits for the crash event that usually follows it.
+const CRASH_GRACE: Duration = Duration::from_millis(500);
+
 /// Quiet period after the last DOM mutation before the page counts as settled.
 const QUIET_MS: f64 = 150.0;
 /// After an input event, how long navigation-start events may take to show up.
@@ -499,6 +502,25 @@ impl BrowserSandbox {
                     "the browser's pipe closed: the browser process exited or was killed".into(),
                 );
                 Err(SandboxError::Fault(self.fault().unwrap_or_default()))
+            }
+            Err(CdpError::Protocol { message, .. })
+                if message.contains("Internal error") || message.contains("Target closed") =>
+            {
+                // A renderer that just died answers like this before its crash event arrives:
+                // give the event a moment, so the failure is reported as what it is.
+                let mut faults = self.fault.subscribe();
+                let arrived = tokio::time::timeout(CRASH_GRACE, async move {
+                    faults.wait_for(Option::is_some).await.is_ok()
+                })
+                .await
+                .unwrap_or(false);
+                match self.fault() {
+                    Some(f) if arrived => Err(SandboxError::Fault(f)),
+                    _ => Err(SandboxError::Cdp(CdpError::Protocol {
+                        method: method.to_string(),
+                        message,
+                    })),
+                }
             }
             other => Ok(other?),
         }

@@ -250,6 +250,19 @@ impl Interceptor {
         }
     }
 
+    /// Fails a paused request as blocked by the client (the page sees a network error).
+    async fn fail(&self, session: Option<&str>, id: &str) {
+        let _ = self
+            .cdp
+            .call(
+                session,
+                "Fetch.failRequest",
+                json!({"requestId": id, "errorReason": "BlockedByClient"}),
+                t(5000),
+            )
+            .await;
+    }
+
     async fn on_request(&self, ev: &CdpEvent) {
         let p = &ev.params;
         let Some(id) = p.get("requestId").and_then(Value::as_str) else {
@@ -274,15 +287,7 @@ impl Interceptor {
         });
         if from_popup {
             // Popups are never followed: nothing they ask for leaves the browser.
-            let _ = self
-                .cdp
-                .call(
-                    session,
-                    "Fetch.failRequest",
-                    json!({"requestId": id, "errorReason": "BlockedByClient"}),
-                    t(5000),
-                )
-                .await;
+            self.fail(session, id).await;
             return;
         }
         let method = p
@@ -316,15 +321,7 @@ impl Interceptor {
                     .await;
             }
             Err(reason) => {
-                let _ = self
-                    .cdp
-                    .call(
-                        session,
-                        "Fetch.failRequest",
-                        json!({"requestId": id, "errorReason": "BlockedByClient"}),
-                        t(5000),
-                    )
-                    .await;
+                self.fail(session, id).await;
                 self.push(InterceptRecord::Blocked {
                     url: airlock_core::action::truncate(url, 300),
                     resource_type: rtype,
