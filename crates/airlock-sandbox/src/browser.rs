@@ -1097,10 +1097,10 @@ impl BrowserSandbox {
             // A server error is a failed load, not a page to read: the engine may retry a
             // read once (`airlock-engine`'s `is_transient`).
             let status = self
-                .eval_isolated(js::NAVIGATION_STATUS)
+                .eval_isolated(js::DOCUMENT_STATUS)
                 .await
                 .ok()
-                .and_then(|v| v.as_u64())
+                .and_then(|v| v["status"].as_u64())
                 .unwrap_or(0);
             if status >= 500 {
                 return Err(SandboxError::Navigation(format!("{url}: HTTP {status}")));

@@ -161,13 +161,6 @@ pub const PAGE_FINGERPRINT: &str = r#"(() => {
   return h;
 })()"#;
 
-/// The HTTP status of the main document's response (0 when unknown), from the navigation
-/// timing entry.
-pub const NAVIGATION_STATUS: &str = r#"(() => {
-  const e = performance.getEntriesByType("navigation")[0];
-  return e && typeof e.responseStatus === "number" ? e.responseStatus : 0;
-})()"#;
-
 /// Page readiness for the settle check. The mutation observer lives in the isolated world, so
 /// the page can neither see nor disable it.
 pub const SETTLE_STATE: &str = r#"(() => {
@@ -184,7 +177,6 @@ pub const SETTLE_STATE: &str = r#"(() => {
   };
 })()"#;
 
-/// Whether the visible text of the page contains a string (`%TEXT%` is a JSON string literal).
 /// The main document's HTTP status (0 when the browser does not know) and how many redirects
 /// led to it, from Navigation Timing.
 pub const DOCUMENT_STATUS: &str = r#"(() => {
@@ -195,6 +187,7 @@ pub const DOCUMENT_STATUS: &str = r#"(() => {
   };
 })()"#;
 
+/// Whether the visible text of the page contains a string (`%TEXT%` is a JSON string literal).
 pub const TEXT_PRESENT: &str =
     r#"(() => !!document.body && document.body.innerText.includes(%TEXT%))()"#;
 
