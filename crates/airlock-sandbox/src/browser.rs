@@ -187,38 +187,19 @@ impl BrowserSandbox {
                 (launch::launch(&spec)?, proxy, None)
             }
             Isolation::Namespaces => {
-                let launched = launch::launch(&spec)?;
-                // The proxy's listener is created inside the run's network namespace: the
-                // browser's only way out, with no route to anything else.
-                let found = launch::wait_for_netns(launched.pid, &cfg.run_id, t(10_000)).await;
-                let placed = match found {
-                    Some((pid, ns)) => launch::bind_in_netns(pid, launch::NETNS_PROXY_PORT)
-                        .and_then(|l| {
-                            tokio::net::TcpListener::from_std(l)
-                                .map_err(|e| SandboxError::Launch(format!("listener: {e}")))
-                        })
-                        .and_then(|l| {
-                            EgressProxy::serve(l, cfg.egress.clone(), rec_tx)
-                                .map_err(|e| SandboxError::Launch(format!("egress proxy: {e}")))
-                        })
-                        .map(|p| (p, ns)),
-                    None => Err(SandboxError::Launch(format!(
-                        "the browser's namespaces did not come up ({})",
-                        launch::launch_log_tail(&launched.run_dir)
-                    ))),
-                };
-                match placed {
-                    Ok((proxy, ns)) => (launched, proxy, Some(ns)),
-                    Err(e) => {
-                        let _ = launch::teardown(
-                            launched.child,
-                            launched.pid,
-                            &cfg.run_id,
-                            &launched.run_dir,
-                            None,
-                        )
-                        .await;
-                        return Err(e);
+                // Nothing has happened in the run yet, so a start that failed between bwrap and
+                // the proxy is tried once more from scratch (fresh directory, fresh namespaces)
+                // before the run is refused. CI saw such a failure once (EADDRNOTAVAIL binding
+                // inside the new namespace); 260 starts under load here did not reproduce it.
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match Self::start_in_namespaces(&spec, &cfg, rec_tx.clone()).await {
+                        Ok((launched, proxy, ns)) => break (launched, proxy, Some(ns)),
+                        Err((e, true)) if attempt < 2 => {
+                            tracing::warn!(run = %cfg.run_id, error = %e, "sandbox start failed; starting a fresh one");
+                        }
+                        Err((e, _)) => return Err(e),
                     }
                 }
             }
@@ -425,6 +406,49 @@ impl BrowserSandbox {
             }
         });
         Ok(())
+    }
+
+    /// Starts bwrap and Chromium, then binds the egress proxy's listener inside the run's
+    /// network namespace: the browser's only way out, with no route to anything else. On any
+    /// failure after bwrap started, what was started is torn down before the error returns,
+    /// marked `true` (worth one fresh try); failures before that are marked `false`.
+    async fn start_in_namespaces(
+        spec: &LaunchSpec,
+        cfg: &SandboxConfig,
+        rec_tx: mpsc::UnboundedSender<EgressRecord>,
+    ) -> Result<(launch::Launched, EgressProxy, String), (SandboxError, bool)> {
+        let launched = launch::launch(spec).map_err(|e| (e, false))?;
+        let found = launch::wait_for_netns(launched.pid, &cfg.run_id, t(10_000)).await;
+        let placed = match found {
+            Some((pid, ns)) => launch::bind_in_netns(pid, launch::NETNS_PROXY_PORT)
+                .and_then(|l| {
+                    tokio::net::TcpListener::from_std(l)
+                        .map_err(|e| SandboxError::Launch(format!("listener: {e}")))
+                })
+                .and_then(|l| {
+                    EgressProxy::serve(l, cfg.egress.clone(), rec_tx)
+                        .map_err(|e| SandboxError::Launch(format!("egress proxy: {e}")))
+                })
+                .map(|p| (p, ns)),
+            None => Err(SandboxError::Launch(format!(
+                "the browser's namespaces did not come up ({})",
+                launch::launch_log_tail(&launched.run_dir)
+            ))),
+        };
+        match placed {
+            Ok((proxy, ns)) => Ok((launched, proxy, ns)),
+            Err(e) => {
+                let _ = launch::teardown(
+                    launched.child,
+                    launched.pid,
+                    &cfg.run_id,
+                    &launched.run_dir,
+                    None,
+                )
+                .await;
+                Err((e, true))
+            }
+        }
     }
 
     /// The browser fault observed so far, if any.
