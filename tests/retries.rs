@@ -40,6 +40,8 @@ struct SlowSite {
     posts: Arc<AtomicUsize>,
     /// GETs of `/orders/flaky`, whose first answer is a 503.
     flaky: Arc<AtomicUsize>,
+    /// GETs of `/orders/down`, which always answers 503.
+    down: Arc<AtomicUsize>,
 }
 
 impl SlowSite {
@@ -48,18 +50,30 @@ impl SlowSite {
         let addr = listener.local_addr().unwrap();
         let posts = Arc::new(AtomicUsize::new(0));
         let flaky = Arc::new(AtomicUsize::new(0));
-        let (p, g) = (posts.clone(), flaky.clone());
+        let down = Arc::new(AtomicUsize::new(0));
+        let (p, g, d) = (posts.clone(), flaky.clone(), down.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (p, g) = (p.clone(), g.clone());
-                std::thread::spawn(move || serve(conn, hold, &p, &g));
+                let (p, g, d) = (p.clone(), g.clone(), d.clone());
+                std::thread::spawn(move || serve(conn, hold, &p, &g, &d));
             }
         });
-        SlowSite { addr, posts, flaky }
+        SlowSite {
+            addr,
+            posts,
+            flaky,
+            down,
+        }
     }
 }
 
-fn serve(conn: TcpStream, hold: Duration, posts: &AtomicUsize, flaky: &AtomicUsize) {
+fn serve(
+    conn: TcpStream,
+    hold: Duration,
+    posts: &AtomicUsize,
+    flaky: &AtomicUsize,
+    down: &AtomicUsize,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     loop {
@@ -92,6 +106,10 @@ fn serve(conn: TcpStream, hold: Duration, posts: &AtomicUsize, flaky: &AtomicUsi
             "<!doctype html><title>Done</title><p>Order confirmed</p>"
         } else if path == "/orders/noop" {
             NOOP
+        } else if path == "/orders/down" {
+            down.fetch_add(1, Ordering::SeqCst);
+            status = "503 Service Unavailable";
+            "<!doctype html><title>Busy</title><p>Try again</p>"
         } else if path == "/orders/flaky" {
             if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
                 status = "503 Service Unavailable";
@@ -238,15 +256,12 @@ fn a_submit_that_timed_out_is_not_resent_without_a_human() {
     assert!(ev.iter().all(|e| e["kind"] != "retry"));
 }
 
-#[test]
-fn a_read_that_failed_is_retried_once_under_the_same_decision() {
-    // The order page answers 503 the first time it is asked for, then 200. Loading a page is
-    // idempotent, so the host tries once more, under the decision it already recorded.
-    let site = SlowSite::start(Duration::from_millis(10));
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
+/// Runs a scripted navigation to `path` on the test site followed by a screenshot; returns the
+/// run's home.
+fn navigate_then_look(site: &SlowSite, dir: &Path, path: &str) -> (PathBuf, String) {
+    let home = dir.join("home");
     let task = write(
-        dir.path(),
+        dir,
         "task.toml",
         &manifest(site.addr)
             .replace(
@@ -255,42 +270,59 @@ fn a_read_that_failed_is_retried_once_under_the_same_decision() {
             )
             .replace(
                 "paths = [\"/orders/42\"]",
-                "paths = [\"/orders/42\", \"/orders/start\", \"/orders/flaky\"]",
+                "paths = [\"/orders/42\", \"/orders/start\", \"/orders/flaky\", \"/orders/down\"]",
             ),
     );
     let transcript = write(
-        dir.path(),
+        dir,
         "t.jsonl",
-        "{\"provider\": \"gemini\", \"name\": \"navigate\", \"args\": {\"url\": \"http://shop.example/orders/flaky\"}}\n{\"action\": \"screenshot\"}\n",
+        &format!("{{\"provider\": \"gemini\", \"name\": \"navigate\", \"args\": {{\"url\": \"http://shop.example{path}\"}}}}\n{{\"action\": \"screenshot\"}}\n"),
     );
-    let out = std::process::Command::new(BIN)
-        .arg("--home")
-        .arg(&home)
-        .arg("run")
-        .arg(&task)
-        .arg("--model")
-        .arg(format!("scripted:{}", transcript.display()))
-        .args(["--approvals", "deny"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, text) = run_with(&task, &transcript, &["--approvals", "deny"]);
+    (home, text)
+}
+
+#[test]
+fn a_page_that_answered_503_once_is_loaded_again_once() {
+    // The page answers 503 the first time it is asked for, then 200. Loading a page is
+    // idempotent, so the host loads it again, with the reload on record before it runs.
+    let site = SlowSite::start(Duration::from_millis(10));
+    let dir = tempfile::tempdir().unwrap();
+    let (home, text) = navigate_then_look(&site, dir.path(), "/orders/flaky");
     assert_eq!(site.flaky.load(Ordering::SeqCst), 2, "{text}");
     let ev = events(&home);
     let retries: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "retry").collect();
     assert_eq!(retries.len(), 1, "{text}");
-    assert!(retries[0]["payload"]["after"]
-        .as_str()
-        .unwrap()
-        .contains("HTTP 503"));
-    let decisions: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "decision").collect();
-    assert_eq!(retries[0]["payload"]["decision_seq"], decisions[0]["seq"]);
-    let result = ev.iter().find(|e| e["kind"] == "action_result").unwrap();
+    assert_eq!(retries[0]["payload"]["status"], 503);
+    assert_eq!(
+        retries[0]["payload"]["url"],
+        "http://shop.example/orders/flaky"
+    );
+    let result = ev.iter().find(|e| e["kind"] == "retry_result").unwrap();
+    assert!(result["seq"].as_u64() > retries[0]["seq"].as_u64());
     assert_eq!(result["payload"]["ok"], true, "{result}");
-    assert_eq!(result["payload"]["attempts"], 2);
+    // The model then looked at the page that loaded.
+    let after = ev
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "observation")
+        .unwrap();
+    assert!(after.to_string().contains("Order 42"), "{after}");
+}
+
+#[test]
+fn a_page_that_keeps_answering_503_is_loaded_three_times_in_all() {
+    // One mechanism reloads a failing read, whoever loaded it: the agent's navigation is
+    // loaded once, then again at most twice, then the model is told the host stopped.
+    let site = SlowSite::start(Duration::from_millis(10));
+    let dir = tempfile::tempdir().unwrap();
+    let (home, text) = navigate_then_look(&site, dir.path(), "/orders/down");
+    assert_eq!(site.down.load(Ordering::SeqCst), 3, "{text}");
+    let ev = events(&home);
+    assert_eq!(ev.iter().filter(|e| e["kind"] == "retry").count(), 2);
+    let gave_up: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "server_error").collect();
+    assert_eq!(gave_up.len(), 1, "{text}");
+    assert_eq!(gave_up[0]["payload"]["retried"], 2);
 }
 
 fn run_with(task: &Path, transcript: &Path, extra: &[&str]) -> (Option<i32>, String) {

@@ -1886,16 +1886,16 @@ fn is_idempotent(action: &Action, d: &Decision) -> bool {
         )
 }
 
-/// Failures worth one more try: the browser did not answer in time, or the load failed.
-/// Grounding failures and drift are not retried: the model must look again.
+/// Failures worth one more try: the browser did not answer in time, or the load failed on the
+/// way. Grounding failures and drift are not retried: the model must look again.
 /// A refusal (interception blocked the load) is never transient: trying again would only ask
-/// again.
+/// again. A server that answered 5xx is not retried here: `faults::retry_server_error` is the
+/// one place that reloads such a page (at most twice), whoever loaded it.
 fn is_transient(e: &airlock_sandbox::SandboxError) -> bool {
     use airlock_sandbox::SandboxError as E;
     match e {
         E::Cdp(_) => true,
         E::Navigation(why) => [
-            "HTTP 5",
             "ERR_CONNECTION_",
             "ERR_TIMED_OUT",
             "ERR_EMPTY_RESPONSE",

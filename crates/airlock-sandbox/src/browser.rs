@@ -1118,8 +1118,8 @@ impl BrowserSandbox {
         };
         let settle_note = self.settle(events, started).await?;
         if let Action::Navigate { url } = action {
-            // A server error is a failed load, not a page to read: the engine may retry a
-            // read once (`airlock-engine`'s `is_transient`).
+            // A server error is a failed load, not a page to read: the engine reloads it,
+            // bounded (`airlock-engine`'s `faults::retry_server_error`).
             let status = self
                 .eval_isolated(js::DOCUMENT_STATUS)
                 .await
