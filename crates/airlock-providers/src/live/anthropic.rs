@@ -19,14 +19,13 @@ use super::http::{join, secret_header, Http};
 use super::prompt::{self, Finish};
 use super::TurnError;
 use super::{
-    json_body, rejected, screenshot, tag_raw, Outcome, Pending, Shot, PRUNED_SCREENSHOT,
-    PRUNED_SNAPSHOT,
+    is_snapshot, json_body, rejected, screenshot, tag_raw, Outcome, PartKind, Pending, Pruner, Shot,
 };
 use crate::anthropic::{AnthropicParser, ParseError, TOOLSET_NAME};
 use crate::image::ImageLimits;
 use crate::key::ApiKey;
 use crate::spec::ProviderOptions;
-use crate::{Proposal, ProposeContext, Provider, ProviderError, StepFeedback};
+use crate::{Proposal, ProposeContext, ProviderError, StepFeedback};
 use airlock_core::coords::Viewport;
 use airlock_core::Action;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -415,8 +414,7 @@ impl AnthropicProvider {
 /// Replaces all but the newest `keep` screenshots (and page snapshots) with short notes, in
 /// user content and inside `tool_result` content.
 fn prune(messages: &mut [Value], keep: usize) {
-    let mut images = 0usize;
-    let mut snapshots = 0usize;
+    let mut pruner = Pruner::new(keep);
     for msg in messages.iter_mut().rev() {
         if msg.get("role").and_then(Value::as_str) != Some("user") {
             continue;
@@ -427,65 +425,32 @@ fn prune(messages: &mut [Value], keep: usize) {
         for block in blocks.iter_mut().rev() {
             if let Some(inner) = block.get_mut("content").and_then(Value::as_array_mut) {
                 for b in inner.iter_mut().rev() {
-                    prune_block(b, keep, &mut images, &mut snapshots);
+                    prune_block(b, &mut pruner);
                 }
             } else {
-                prune_block(block, keep, &mut images, &mut snapshots);
+                prune_block(block, &mut pruner);
             }
         }
     }
 }
 
-fn prune_block(block: &mut Value, keep: usize, images: &mut usize, snapshots: &mut usize) {
-    match block.get("type").and_then(Value::as_str) {
-        Some("image") => {
-            *images += 1;
-            if *images > keep {
-                *block = json!({"type": "text", "text": PRUNED_SCREENSHOT});
-            }
-        }
-        Some("text")
-            if block
-                .get("text")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.starts_with("<untrusted-page-content")) =>
-        {
-            *snapshots += 1;
-            if *snapshots > keep {
-                *block = json!({"type": "text", "text": PRUNED_SNAPSHOT});
-            }
-        }
-        _ => {}
+fn prune_block(block: &mut Value, pruner: &mut Pruner) {
+    let kind = match block.get("type").and_then(Value::as_str) {
+        Some("image") => PartKind::Screenshot,
+        Some("text") if is_snapshot(block.get("text")) => PartKind::Snapshot,
+        _ => PartKind::Other,
+    };
+    if let Some(note) = pruner.visit(kind) {
+        *block = json!({"type": "text", "text": note});
     }
 }
 
-impl Provider for AnthropicProvider {
-    fn name(&self) -> &str {
-        "anthropic"
-    }
-
-    async fn propose(&mut self, ctx: ProposeContext<'_>) -> Result<Proposal, ProviderError> {
-        super::propose_resending(self, ctx).await
-    }
-}
-
-impl super::Turns for AnthropicProvider {
-    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>> {
-        &mut self.retry_feedback
-    }
-
-    fn turn_once<'a>(
-        &'a mut self,
-        ctx: &'a ProposeContext<'_>,
-        feedback: &'a [StepFeedback],
-    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a {
-        self.turn(ctx, feedback)
-    }
-}
+super::live_provider!(AnthropicProvider, "anthropic");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::PRUNED_SCREENSHOT;
 
     #[test]
     fn tool_version_by_model_name() {

@@ -10,13 +10,12 @@ use super::http::{join, secret_header, Http};
 use super::prompt::{self, Finish};
 use super::TurnError;
 use super::{
-    action_lines, json_body, rejected, screenshot, Pending, Shot, PRUNED_SCREENSHOT,
-    PRUNED_SNAPSHOT,
+    action_lines, is_snapshot, json_body, rejected, screenshot, PartKind, Pending, Pruner, Shot,
 };
 use crate::compat::{grammar, parse_reply};
 use crate::key::ApiKey;
 use crate::spec::{CompatCoords, ProviderOptions};
-use crate::{Proposal, ProposeContext, Provider, ProviderError, StepFeedback};
+use crate::{Proposal, ProposeContext, ProviderError, StepFeedback};
 use airlock_core::coords::CoordSpace;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use serde_json::{json, Value};
@@ -209,57 +208,22 @@ impl CompatProvider {
 
 /// Keeps the newest `keep` screenshots and page snapshots.
 fn prune(messages: &mut [Value], keep: usize) {
-    let mut images = 0usize;
-    let mut snapshots = 0usize;
+    let mut pruner = Pruner::new(keep);
     for msg in messages.iter_mut().rev() {
         let Some(parts) = msg.get_mut("content").and_then(Value::as_array_mut) else {
             continue;
         };
         for part in parts.iter_mut().rev() {
-            match part.get("type").and_then(Value::as_str) {
-                Some("image_url") => {
-                    images += 1;
-                    if images > keep {
-                        *part = json!({"type": "text", "text": PRUNED_SCREENSHOT});
-                    }
-                }
-                Some("text")
-                    if part
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .is_some_and(|t| t.starts_with("<untrusted-page-content")) =>
-                {
-                    snapshots += 1;
-                    if snapshots > keep {
-                        *part = json!({"type": "text", "text": PRUNED_SNAPSHOT});
-                    }
-                }
-                _ => {}
+            let kind = match part.get("type").and_then(Value::as_str) {
+                Some("image_url") => PartKind::Screenshot,
+                Some("text") if is_snapshot(part.get("text")) => PartKind::Snapshot,
+                _ => PartKind::Other,
+            };
+            if let Some(note) = pruner.visit(kind) {
+                *part = json!({"type": "text", "text": note});
             }
         }
     }
 }
 
-impl Provider for CompatProvider {
-    fn name(&self) -> &str {
-        "openai-compat"
-    }
-
-    async fn propose(&mut self, ctx: ProposeContext<'_>) -> Result<Proposal, ProviderError> {
-        super::propose_resending(self, ctx).await
-    }
-}
-
-impl super::Turns for CompatProvider {
-    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>> {
-        &mut self.retry_feedback
-    }
-
-    fn turn_once<'a>(
-        &'a mut self,
-        ctx: &'a ProposeContext<'_>,
-        feedback: &'a [StepFeedback],
-    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a {
-        self.turn(ctx, feedback)
-    }
-}
+super::live_provider!(CompatProvider, "openai-compat");

@@ -18,14 +18,14 @@ use super::http::{join, secret_header, Http};
 use super::prompt::{self, Finish};
 use super::TurnError;
 use super::{
-    acknowledged, json_body, rejected, screenshot, tag_raw, Outcome, Pending, Shot,
-    PRUNED_SCREENSHOT, PRUNED_SNAPSHOT,
+    acknowledged, is_snapshot, json_body, rejected, screenshot, tag_raw, Outcome, PartKind,
+    Pending, Pruner, Shot,
 };
 use crate::anthropic::ParseError;
 use crate::gemini::{parse_content, safety_id};
 use crate::key::ApiKey;
 use crate::spec::ProviderOptions;
-use crate::{Proposal, ProposeContext, Provider, ProviderError, StepFeedback};
+use crate::{Proposal, ProposeContext, ProviderError, StepFeedback};
 use airlock_core::Action;
 use reqwest::header::{HeaderMap, HeaderName};
 use serde_json::{json, Value};
@@ -326,8 +326,7 @@ impl GeminiProvider {
 /// Keeps the newest `keep` screenshots: older `functionResponse.parts` are dropped, older
 /// `inlineData` parts and page snapshots become short notes.
 fn prune(contents: &mut [Value], keep: usize) {
-    let mut images = 0usize;
-    let mut snapshots = 0usize;
+    let mut pruner = Pruner::new(keep);
     for content in contents.iter_mut().rev() {
         if content.get("role").and_then(Value::as_str) != Some("user") {
             continue;
@@ -340,58 +339,31 @@ fn prune(contents: &mut [Value], keep: usize) {
                 .get_mut("functionResponse")
                 .and_then(Value::as_object_mut)
             {
-                if fr.contains_key("parts") {
-                    images += 1;
-                    if images > keep {
-                        fr.remove("parts");
-                    }
+                if fr.contains_key("parts") && pruner.visit(PartKind::Screenshot).is_some() {
+                    fr.remove("parts");
                 }
-            } else if part.get("inlineData").is_some() {
-                images += 1;
-                if images > keep {
-                    *part = json!({"text": PRUNED_SCREENSHOT});
-                }
-            } else if part
-                .get("text")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.starts_with("<untrusted-page-content"))
-            {
-                snapshots += 1;
-                if snapshots > keep {
-                    *part = json!({"text": PRUNED_SNAPSHOT});
-                }
+                continue;
+            }
+            let kind = if part.get("inlineData").is_some() {
+                PartKind::Screenshot
+            } else if is_snapshot(part.get("text")) {
+                PartKind::Snapshot
+            } else {
+                PartKind::Other
+            };
+            if let Some(note) = pruner.visit(kind) {
+                *part = json!({"text": note});
             }
         }
     }
 }
 
-impl Provider for GeminiProvider {
-    fn name(&self) -> &str {
-        "gemini"
-    }
-
-    async fn propose(&mut self, ctx: ProposeContext<'_>) -> Result<Proposal, ProviderError> {
-        super::propose_resending(self, ctx).await
-    }
-}
-
-impl super::Turns for GeminiProvider {
-    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>> {
-        &mut self.retry_feedback
-    }
-
-    fn turn_once<'a>(
-        &'a mut self,
-        ctx: &'a ProposeContext<'_>,
-        feedback: &'a [StepFeedback],
-    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a {
-        self.turn(ctx, feedback)
-    }
-}
+super::live_provider!(GeminiProvider, "gemini");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::PRUNED_SCREENSHOT;
 
     #[test]
     fn pruning_drops_old_function_response_images() {

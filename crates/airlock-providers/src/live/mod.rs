@@ -47,6 +47,88 @@ pub(crate) const PRUNED_SCREENSHOT: &str = "[older screenshot removed to save co
 /// What a pruned page snapshot becomes.
 pub(crate) const PRUNED_SNAPSHOT: &str = "[older page snapshot removed to save context]";
 
+/// What a content part is, as far as pruning old context goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PartKind {
+    Screenshot,
+    Snapshot,
+    Other,
+}
+
+/// Whether a text is a page snapshot (page text is always sent fenced as untrusted).
+pub(crate) fn is_snapshot(text: Option<&Value>) -> bool {
+    text.and_then(Value::as_str)
+        .is_some_and(|t| t.starts_with("<untrusted-page-content"))
+}
+
+/// Counts screenshots and page snapshots from the newest back, so only the newest `keep` of
+/// each stay in a conversation. Every adapter walks its own wire format and says what each
+/// part is; the counting and the placeholders are the same for all.
+pub(crate) struct Pruner {
+    keep: usize,
+    screenshots: usize,
+    snapshots: usize,
+}
+
+impl Pruner {
+    pub(crate) fn new(keep: usize) -> Self {
+        Pruner {
+            keep,
+            screenshots: 0,
+            snapshots: 0,
+        }
+    }
+
+    /// Counts one part (call newest first). Returns the placeholder text to put in its place
+    /// when `keep` newer parts of its kind were already seen.
+    pub(crate) fn visit(&mut self, kind: PartKind) -> Option<&'static str> {
+        let (seen, placeholder) = match kind {
+            PartKind::Screenshot => (&mut self.screenshots, PRUNED_SCREENSHOT),
+            PartKind::Snapshot => (&mut self.snapshots, PRUNED_SNAPSHOT),
+            PartKind::Other => return None,
+        };
+        *seen += 1;
+        (*seen > self.keep).then_some(placeholder)
+    }
+}
+
+/// The [`Provider`] and [`Turns`] impls every live adapter shares: `propose` resends a turn
+/// that failed before the conversation changed (see [`propose_resending`]), and a turn is the
+/// adapter's own `turn` method.
+macro_rules! live_provider {
+    ($ty:ty, $name:literal) => {
+        impl $crate::Provider for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            async fn propose(
+                &mut self,
+                ctx: $crate::ProposeContext<'_>,
+            ) -> Result<$crate::Proposal, $crate::ProviderError> {
+                super::propose_resending(self, ctx).await
+            }
+        }
+
+        impl super::Turns for $ty {
+            fn retry_slot(&mut self) -> &mut Option<Vec<$crate::StepFeedback>> {
+                &mut self.retry_feedback
+            }
+
+            fn turn_once<'a>(
+                &'a mut self,
+                ctx: &'a $crate::ProposeContext<'_>,
+                feedback: &'a [$crate::StepFeedback],
+            ) -> impl std::future::Future<Output = Result<$crate::Proposal, super::TurnError>>
+                   + Send
+                   + 'a {
+                self.turn(ctx, feedback)
+            }
+        }
+    };
+}
+pub(crate) use live_provider;
+
 /// The screenshot of one request and the frame its reply's coordinates refer to.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Shot {
@@ -343,6 +425,23 @@ pub(crate) async fn propose_resending<T: Turns>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pruner_keeps_the_newest_of_each_kind_apart() {
+        let mut p = Pruner::new(1);
+        // Newest first: a snapshot, a screenshot, then older ones of each, then other text.
+        assert_eq!(p.visit(PartKind::Snapshot), None);
+        assert_eq!(p.visit(PartKind::Screenshot), None);
+        assert_eq!(p.visit(PartKind::Other), None);
+        assert_eq!(p.visit(PartKind::Screenshot), Some(PRUNED_SCREENSHOT));
+        assert_eq!(p.visit(PartKind::Snapshot), Some(PRUNED_SNAPSHOT));
+        assert_eq!(p.visit(PartKind::Snapshot), Some(PRUNED_SNAPSHOT));
+        assert!(is_snapshot(Some(&json!(
+            "<untrusted-page-content source=\"x\">…"
+        ))));
+        assert!(!is_snapshot(Some(&json!("a note"))));
+        assert!(!is_snapshot(None));
+    }
 
     #[test]
     fn outcomes_follow_action_counts() {

@@ -16,15 +16,15 @@ use super::http::{join, secret_header, Http};
 use super::prompt::{self, Finish};
 use super::TurnError;
 use super::{
-    acknowledged, action_lines, json_body, outcome_summary, rejected, screenshot, tag_raw, Pending,
-    Shot, PRUNED_SCREENSHOT, PRUNED_SNAPSHOT,
+    acknowledged, action_lines, is_snapshot, json_body, outcome_summary, rejected, screenshot,
+    tag_raw, PartKind, Pending, Pruner, Shot,
 };
 use crate::anthropic::ParseError;
 use crate::image::{solid_png, ImageLimits};
 use crate::key::ApiKey;
 use crate::openai::parse_output;
 use crate::spec::ProviderOptions;
-use crate::{Proposal, ProposeContext, Provider, ProviderError, StepFeedback};
+use crate::{Proposal, ProposeContext, ProviderError, StepFeedback};
 use airlock_core::Action;
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
@@ -409,13 +409,11 @@ impl OpenAiProvider {
 /// Keeps the newest `keep` screenshots: older `computer_call_output` images become the
 /// placeholder, older `input_image`s and page snapshots short notes.
 fn prune(items: &mut [Value], keep: usize, placeholder: &str) {
-    let mut images = 0usize;
-    let mut snapshots = 0usize;
+    let mut pruner = Pruner::new(keep);
     for item in items.iter_mut().rev() {
         if item.get("type").and_then(Value::as_str) == Some("computer_call_output") {
             if let Some(url) = item.pointer_mut("/output/image_url") {
-                images += 1;
-                if images > keep {
+                if pruner.visit(PartKind::Screenshot).is_some() {
                     *url = json!(placeholder);
                 }
             }
@@ -428,57 +426,24 @@ fn prune(items: &mut [Value], keep: usize, placeholder: &str) {
             continue;
         };
         for part in parts.iter_mut().rev() {
-            match part.get("type").and_then(Value::as_str) {
-                Some("input_image") => {
-                    images += 1;
-                    if images > keep {
-                        *part = json!({"type": "input_text", "text": PRUNED_SCREENSHOT});
-                    }
-                }
-                Some("input_text")
-                    if part
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .is_some_and(|t| t.starts_with("<untrusted-page-content")) =>
-                {
-                    snapshots += 1;
-                    if snapshots > keep {
-                        *part = json!({"type": "input_text", "text": PRUNED_SNAPSHOT});
-                    }
-                }
-                _ => {}
+            let kind = match part.get("type").and_then(Value::as_str) {
+                Some("input_image") => PartKind::Screenshot,
+                Some("input_text") if is_snapshot(part.get("text")) => PartKind::Snapshot,
+                _ => PartKind::Other,
+            };
+            if let Some(note) = pruner.visit(kind) {
+                *part = json!({"type": "input_text", "text": note});
             }
         }
     }
 }
 
-impl Provider for OpenAiProvider {
-    fn name(&self) -> &str {
-        "openai"
-    }
-
-    async fn propose(&mut self, ctx: ProposeContext<'_>) -> Result<Proposal, ProviderError> {
-        super::propose_resending(self, ctx).await
-    }
-}
-
-impl super::Turns for OpenAiProvider {
-    fn retry_slot(&mut self) -> &mut Option<Vec<StepFeedback>> {
-        &mut self.retry_feedback
-    }
-
-    fn turn_once<'a>(
-        &'a mut self,
-        ctx: &'a ProposeContext<'_>,
-        feedback: &'a [StepFeedback],
-    ) -> impl std::future::Future<Output = Result<Proposal, TurnError>> + Send + 'a {
-        self.turn(ctx, feedback)
-    }
-}
+super::live_provider!(OpenAiProvider, "openai");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::PRUNED_SCREENSHOT;
 
     #[test]
     fn tool_by_model_name() {
