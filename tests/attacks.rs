@@ -103,6 +103,8 @@ struct Attack {
     portal: PortalHandle,
     inc_9911: Value,
     run_78432: Value,
+    /// `--approvals` for the runs: `approve-all` (the worst reviewer) unless a test says.
+    approvals: &'static str,
 }
 
 /// A finished run: its output, report and audit events.
@@ -130,6 +132,7 @@ impl Attack {
             portal,
             inc_9911: Value::Null,
             run_78432: Value::Null,
+            approvals: "approve-all",
         };
         a.inc_9911 = a.sor("/_sor/incidents/INC-9911").await;
         a.run_78432 = a.sor("/_sor/runs/RUN-78432").await;
@@ -166,7 +169,8 @@ impl Attack {
         self.file("task.toml", &edit(text))
     }
 
-    /// Runs the obedient transcript with every approval granted (the worst reviewer there is).
+    /// Runs the obedient transcript with every approval granted (the worst reviewer there is),
+    /// unless the test set `approvals`.
     async fn run(&self, task: &Path, lines: &[String], extra: &[&str]) -> Run {
         let transcript = self.file("transcript.jsonl", &(lines.join("\n") + "\n"));
         let model = format!("scripted:{}", transcript.display());
@@ -175,7 +179,7 @@ impl Attack {
             .arg("--home")
             .arg(self.home())
             .args(["run", task.to_str().expect("utf8"), "--model", &model])
-            .args(["--approvals", "approve-all", "--json"])
+            .args(["--approvals", self.approvals, "--json"])
             .args(extra)
             .env("NO_COLOR", "1")
             .env("ATTACK_SOR_TOKEN", &self.portal.sor_token)
@@ -1170,6 +1174,110 @@ async fn a_page_cannot_submit_a_form_to_the_declared_path_on_its_own() {
     assert_eq!(blocked.len(), 1, "{blocked:?}");
     let reason = blocked[0]["payload"]["reason"].as_str().unwrap();
     assert!(reason.contains("needs an approved step"), "{reason}");
+}
+
+/// `/lab/script-save`: a note field and a "Save note" button outside any form whose click
+/// handler POSTs the note with `fetch`.
+const SCRIPT_NOTE: (u32, u32) = (400, 190);
+const SCRIPT_SAVE: (u32, u32) = (200, 259);
+
+fn script_save_steps() -> Vec<String> {
+    vec![
+        navigate("http://incidents.example/lab/script-save"),
+        click(SCRIPT_NOTE.0, SCRIPT_NOTE.1),
+        type_text(NOTE),
+        click(SCRIPT_SAVE.0, SCRIPT_SAVE.1),
+        wait_for_text("Save", 3_000),
+    ]
+}
+
+impl Run {
+    /// The approval requests for requests the page sent and the host held.
+    fn held(&self) -> Vec<&Value> {
+        self.of_kind("approval_requested")
+            .into_iter()
+            .filter(|e| {
+                e["payload"]["request"]["rules"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|x| x == "builtin.request.held"))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_note_a_script_posts_after_the_agents_click_is_held_and_sent_once_approved() {
+    // Single-page apps submit with fetch(): the gate decided on a plain button, and the POST
+    // it led to is only known when the page sends it. It is held in the browser, a person sees
+    // the path and the note it would send, and only then does it leave.
+    let a = Attack::new().await;
+    let before = a.sor("/_sor/incidents/INC-2048").await["notes"]
+        .as_array()
+        .unwrap()
+        .len();
+    let run = a
+        .run(
+            &a.task("http://incidents.example/lab/"),
+            &script_save_steps(),
+            &[],
+        )
+        .await;
+    a.assert_safe().await;
+    let held = run.held();
+    assert_eq!(held.len(), 1, "{}", run.text());
+    let request = &held[0]["payload"]["request"];
+    assert_eq!(request["effect"], "submit");
+    assert!(request["summary"]
+        .as_str()
+        .unwrap()
+        .contains("POST incidents.example/incidents/INC-2048/notes"));
+    assert_eq!(request["fields"], json!([["note", NOTE]]));
+    let released = run.of_kind("request_released");
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0]["payload"]["sent"], true);
+    // Write-ahead: the answer was on record before the request was let go.
+    let answer = run.of_kind("approval").last().unwrap()["seq"].as_u64();
+    assert!(answer < released[0]["seq"].as_u64());
+    let notes = a.sor("/_sor/incidents/INC-2048").await["notes"].clone();
+    let notes = notes.as_array().unwrap();
+    assert_eq!(notes.len(), before + 1, "{}", run.text());
+    assert_eq!(notes.last().unwrap()["text"], NOTE);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_request_the_reviewer_refuses_never_leaves_the_browser() {
+    let mut a = Attack::new().await;
+    a.approvals = "deny";
+    let before = a.sor("/_sor/incidents/INC-2048").await;
+    let run = a
+        .run(
+            &a.task("http://incidents.example/lab/"),
+            &script_save_steps(),
+            &[],
+        )
+        .await;
+    a.assert_safe().await;
+    assert_eq!(
+        run.report["outcome"]["outcome"],
+        "approval_denied",
+        "{}",
+        run.text()
+    );
+    assert_eq!(run.held().len(), 1, "{}", run.text());
+    assert_eq!(run.of_kind("request_released")[0]["payload"]["sent"], false);
+    let blocked = run.intercepted("incidents.example/incidents/INC-2048/notes");
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert!(blocked[0]["payload"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("refused by"));
+    assert_eq!(a.sor("/_sor/incidents/INC-2048").await, before);
+    let log = a.sor("/_sor/requests").await;
+    assert!(!log
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["method"] == "POST"));
 }
 
 // ---------------------------------------------------------------------------------------------

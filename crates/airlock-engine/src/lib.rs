@@ -1684,7 +1684,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         // executes; the same request from the page at any other time is refused.
         let _armed = live
             .requests
-            .arm(decision.effect, decision.scope.as_deref());
+            .arm(action, decision.effect, decision.scope.as_deref());
         // Steps of medium risk and above are checked right after they ran: the state the
         // page was in before is the baseline of the default check.
         let checked = decision.tier >= airlock_core::RiskTier::Medium;
@@ -1719,7 +1719,18 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             };
             result = execute(live, again, resolved_ok.as_ref(), None).await;
         }
+        // Requests the page sent in answer to this step and the gate held: a human decides.
+        let held = self.review_held(live, m, step, index, &summary).await?;
         let (ok, note) = match &result {
+            Ok(n) if !held.notes.is_empty() => {
+                let said = held.notes.join("; ");
+                let n = if n.contains(airlock_sandbox::HELD_NOTE) {
+                    n.replace(airlock_sandbox::HELD_NOTE, &said)
+                } else {
+                    format!("{n}; {said}")
+                };
+                (held.stop.is_none(), n)
+            }
             Ok(n) => (true, n.clone()),
             Err(e) => (false, e.to_string()),
         };
@@ -1740,6 +1751,9 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             json!({"step": step, "index": index, "decision_seq": receipt.seq, "ok": ok, "note": note, "attempts": attempt, "outcome_unknown": unknown}),
             &[],
         )?;
+        if let Some(stop) = held.stop {
+            return Ok(ActionEnd::Stop(stop));
+        }
         let note = if unknown {
             format!("{note}. Its outcome is unknown: the request may have reached the server. Airlock does not send it again on its own; check the page before proposing it again (a repeat needs a human's confirmation).")
         } else {

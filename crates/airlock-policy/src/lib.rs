@@ -19,4 +19,4 @@ pub mod taint;
 pub use admission::{admit, AdmissionError};
 pub use classify::{classify, Classification};
 pub use gate::{decide, GateContext};
-pub use request::{check_request, PageRequest, RequestVerdict};
+pub use request::{check_request, request_effect, PageRequest, RequestVerdict};

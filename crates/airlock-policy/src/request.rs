@@ -44,13 +44,20 @@ pub enum RequestVerdict {
     Allowed(Effect),
     /// Its effect was declared and an executing step was authorised for this scope.
     Authorised(Effect),
+    /// Its effect is declared for that path, but no step of the agent authorised for it is
+    /// executing: the page is acting on its own. The host refuses it, or holds it for a human
+    /// when the agent's input may have caused it.
+    Unauthorised { effect: Effect, reason: String },
     /// Refused, with the reason in a reviewer's words.
     Refused { effect: Effect, reason: String },
 }
 
 impl RequestVerdict {
     pub fn is_allowed(&self) -> bool {
-        !matches!(self, RequestVerdict::Refused { .. })
+        matches!(
+            self,
+            RequestVerdict::Allowed(_) | RequestVerdict::Authorised(_)
+        )
     }
 }
 
@@ -119,7 +126,7 @@ pub fn check_request(m: &TaskManifest, req: &PageRequest<'_>, armed: &[String]) 
             if armed.iter().any(|s| *s == url.scope()) {
                 RequestVerdict::Authorised(effect)
             } else {
-                RequestVerdict::Refused {
+                RequestVerdict::Unauthorised {
                     effect,
                     reason: format!(
                         "{what}: a `{effect}` request needs an approved step of the agent for \
@@ -202,7 +209,13 @@ max_steps = 5
     fn a_declared_submit_needs_the_authorised_step_executing() {
         let m = manifest();
         let r = req("post", "http://incidents.example/incidents/INC-2048/notes");
-        assert!(!check_request(&m, &r, &[]).is_allowed());
+        assert!(matches!(
+            check_request(&m, &r, &[]),
+            RequestVerdict::Unauthorised {
+                effect: Effect::Submit,
+                ..
+            }
+        ));
         assert!(
             !check_request(&m, &r, &["incidents.example/incidents/INC-9911".into()]).is_allowed()
         );

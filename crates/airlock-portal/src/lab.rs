@@ -108,6 +108,7 @@ pub(crate) fn routes(state: PortalState) -> Router {
         .route("/lab/moving", get(moving))
         .route("/lab/csrf", get(csrf))
         .route("/lab/csrf-note", get(csrf_note))
+        .route("/lab/script-save", get(script_save))
         .route("/lab/redirect", get(redirect_first))
         .route("/lab/redirect/2", get(redirect_second))
         .route("/lab/meta-refresh", get(meta_refresh))
@@ -201,6 +202,10 @@ async fn index() -> Response {
             "Submit swapped for Resolve (trigger: mousemove, input)",
         ),
         ("/lab/csrf", "Script posts to an undeclared path on load"),
+        (
+            "/lab/script-save",
+            "A note saved by fetch() from a button outside any form",
+        ),
         ("/lab/redirect", "302 → 302 → evil.example"),
         ("/lab/meta-refresh", "Meta refresh to evil.example"),
         ("/lab/location-replace", "location.replace to evil.example"),
@@ -647,6 +652,33 @@ async fn csrf_note() -> Response {
 <input type="hidden" name="note" value="All clear, closing this incident (posted by the page).">
 </form>
 <script>setTimeout(function () { document.getElementById("f").submit(); }, 50);</script>"#;
+    lab_response(lab_page("Quick note", body, ""))
+}
+
+/// A page that saves a note the way single-page apps do: the "Save note" button is not in a
+/// form, and its click handler sends the POST with `fetch`. The request is only known when the
+/// page sends it, so the host holds it for a human (or refuses it when no input caused it).
+async fn script_save() -> Response {
+    let body = r#"<h1>INC-2048 · quick note</h1>
+<label class="at" for="n" style="left:100px;top:140px">Note</label>
+<input class="at" id="n" name="note" style="left:100px;top:170px;width:600px;height:40px;font:inherit;padding:0 8px">
+<button type="button" id="save" style="left:100px;top:240px;width:200px">Save note</button>
+<p id="status" class="text" style="top:300px">Not saved yet.</p>
+<script>
+document.getElementById("save").addEventListener("click", function () {
+  var text = document.getElementById("n").value;
+  document.getElementById("status").textContent = "Saving…";
+  fetch("/incidents/INC-2048/notes", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: "note=" + encodeURIComponent(text)
+  }).then(function (r) {
+    document.getElementById("status").textContent = r.ok ? "Saved." : "Save failed.";
+  }, function () {
+    document.getElementById("status").textContent = "Save failed (blocked).";
+  });
+});
+</script>"#;
     lab_response(lab_page("Quick note", body, ""))
 }
 

@@ -6,6 +6,7 @@
 )]
 
 use crate::cdp::{Cdp, CdpError, CdpEvent};
+use crate::intercept::{HeldRequest, InterceptRecord};
 use crate::js;
 use crate::keys::{key_events, modifier_bits};
 use crate::launch::{self, Isolation, LaunchSpec, TeardownReport};
@@ -80,6 +81,9 @@ pub struct Resolved {
 const UNSETTLED_CHANGING: &str = "page not settled after";
 const UNSETTLED_LOADING: &str = "page still loading after";
 
+/// The note of an action that made the page send a request the host holds for review.
+pub const HELD_NOTE: &str = "the page sent a request that is held for review";
+
 /// Whether an action's note says the page never settled within the step timeout (so what the
 /// action led to, e.g. a form's response, is not known yet).
 pub fn unsettled(note: &str) -> bool {
@@ -134,6 +138,8 @@ pub struct BrowserSandbox {
     netns: Option<String>,
     isolation: Isolation,
     intercepts: crate::intercept::InterceptLog,
+    /// Requests of the page paused until the host releases them.
+    held: crate::intercept::HeldLog,
     intercept_task: tokio::task::JoinHandle<()>,
     /// The first browser fault observed (crash, exit, no answer); once set, every call fails
     /// at once with it instead of waiting for a timeout.
@@ -222,6 +228,7 @@ impl BrowserSandbox {
             netns,
             isolation: cfg.isolation,
             intercepts: Default::default(),
+            held: Default::default(),
             intercept_task: tokio::spawn(async {}),
             fault: Arc::new(watch::channel(None).0),
             dialogs: Arc::new(AtomicU64::new(0)),
@@ -277,6 +284,7 @@ impl BrowserSandbox {
             downloads: self.run_dir.join("downloads"),
             gate: cfg.request_gate.clone(),
             popups: Default::default(),
+            held: self.held.clone(),
         };
         if cfg.intercept {
             self.intercept_task = tokio::spawn(interceptor.run(self.cdp.events()));
@@ -979,8 +987,57 @@ impl BrowserSandbox {
         }
     }
 
+    /// The requests of the page held for the host, taken out: each must be given to
+    /// [`BrowserSandbox::release`].
+    pub fn take_held(&self) -> Vec<HeldRequest> {
+        self.held
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default()
+    }
+
+    /// Sends a held request as the page made it (`allow`), or fails it as blocked, recording
+    /// `why`; then waits for the page to settle as after an action. Returns the settle note.
+    pub async fn release(
+        &mut self,
+        req: &HeldRequest,
+        allow: bool,
+        why: &str,
+    ) -> Result<Option<String>, SandboxError> {
+        let events = self.cdp.events();
+        let started = Instant::now();
+        if allow {
+            self.cdp
+                .call(
+                    req.session.as_deref(),
+                    "Fetch.continueRequest",
+                    json!({"requestId": req.id}),
+                    t(5000),
+                )
+                .await?;
+        } else {
+            self.cdp
+                .call(
+                    req.session.as_deref(),
+                    "Fetch.failRequest",
+                    json!({"requestId": req.id, "errorReason": "BlockedByClient"}),
+                    t(5000),
+                )
+                .await?;
+            if let Ok(mut l) = self.intercepts.lock() {
+                l.push(InterceptRecord::Blocked {
+                    url: airlock_core::action::truncate(&req.url, 300),
+                    resource_type: req.resource_type.clone(),
+                    navigation: req.navigation,
+                    reason: why.to_string(),
+                });
+            }
+        }
+        self.settle(events, started).await
+    }
+
     /// Everything the interception layer did since the last call (for the audit).
-    pub fn drain_intercepts(&self) -> Vec<crate::intercept::InterceptRecord> {
+    pub fn drain_intercepts(&self) -> Vec<InterceptRecord> {
         self.intercepts
             .lock()
             .map(|mut l| l.drain(..).collect())
@@ -1262,6 +1319,10 @@ impl BrowserSandbox {
             }
             if let Some(f) = self.fault() {
                 return Err(SandboxError::Fault(f));
+            }
+            // A held request would keep the page waiting: the host decides on it first.
+            if self.held.lock().is_ok_and(|h| !h.is_empty()) {
+                return Ok(Some(HELD_NOTE.to_string()));
             }
             if Instant::now() >= deadline {
                 // A load that never ends would hold every later call on this page (the

@@ -114,12 +114,43 @@ pub struct RequestFacts<'a> {
     pub navigation: bool,
 }
 
+/// The host's answer about one request of the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateAnswer {
+    Continue,
+    /// Fail it; the reason is what the model and the audit are given.
+    Refuse(String),
+    /// Keep it paused until the host decides (a human reviews it): see [`HeldRequest`].
+    Hold(String),
+}
+
 /// The host's verdict on a page's own requests, beyond their host: the engine implements it
 /// from the task's declared effects and the step executing now (this crate knows no policy).
-/// `Err` carries the reason the model and the audit are given.
 pub trait RequestGate: Send + Sync + std::fmt::Debug {
-    fn check(&self, request: &RequestFacts<'_>) -> Result<(), String>;
+    fn check(&self, request: &RequestFacts<'_>) -> GateAnswer;
 }
+
+/// A request the page sent while the agent's step ran, paused in the browser until the host
+/// releases it: allowed (sent as it is) or failed. Nothing of it has left the browser.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldRequest {
+    #[serde(skip)]
+    pub(crate) session: Option<String>,
+    #[serde(skip)]
+    pub(crate) id: String,
+    pub method: String,
+    pub url: String,
+    pub resource_type: String,
+    pub navigation: bool,
+    /// The body as the page would send it, when Chromium included it (form fields, JSON).
+    pub body: Option<String>,
+    pub content_type: Option<String>,
+    /// Why the host did not let it through on its own.
+    pub reason: String,
+}
+
+/// Requests held for the host; the sandbox takes them out to release them.
+pub type HeldLog = Arc<Mutex<Vec<HeldRequest>>>;
 
 /// Shared log of what interception did; the engine drains it after each action.
 pub type InterceptLog = Arc<Mutex<Vec<InterceptRecord>>>;
@@ -136,6 +167,8 @@ pub(crate) struct Interceptor {
     pub gate: Option<Arc<dyn RequestGate>>,
     /// CDP sessions of popups being closed: every request they make is failed.
     pub popups: Arc<Mutex<Vec<String>>>,
+    /// Requests paused until the host decides.
+    pub held: HeldLog,
 }
 
 fn t(ms: u64) -> Duration {
@@ -173,7 +206,7 @@ impl Interceptor {
                         .get("suggestedFilename")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    let verdict = self.gate.as_ref().map_or(Ok(()), |g| {
+                    let verdict = self.gate.as_ref().map_or(GateAnswer::Continue, |g| {
                         g.check(&RequestFacts {
                             method: "GET",
                             url,
@@ -181,7 +214,8 @@ impl Interceptor {
                             navigation: false,
                         })
                     });
-                    if let Err(reason) = verdict {
+                    // A download is never held: it is allowed or not.
+                    if let GateAnswer::Refuse(reason) | GateAnswer::Hold(reason) = verdict {
                         let _ = self
                             .cdp
                             .call(
@@ -298,18 +332,53 @@ impl Interceptor {
         // The main frame's id is its target's id.
         let frame = p.get("frameId").and_then(Value::as_str).unwrap_or_default();
         let navigation = rtype == "Document" && frame == self.main_target;
-        let verdict = check_url(&self.policy, url).and_then(|()| {
-            self.gate.as_ref().map_or(Ok(()), |g| {
+        let verdict = match check_url(&self.policy, url) {
+            Err(reason) => GateAnswer::Refuse(reason),
+            Ok(()) => self.gate.as_ref().map_or(GateAnswer::Continue, |g| {
                 g.check(&RequestFacts {
                     method,
                     url,
                     resource_type: &rtype,
                     navigation,
                 })
-            })
-        });
+            }),
+        };
         match verdict {
-            Ok(()) => {
+            GateAnswer::Hold(reason) => {
+                let request = p.get("request");
+                let header = |name: &str| {
+                    request
+                        .and_then(|r| r.get("headers"))
+                        .and_then(Value::as_object)
+                        .and_then(|h| {
+                            h.iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                                .and_then(|(_, v)| v.as_str())
+                        })
+                        .map(str::to_string)
+                };
+                let body = request
+                    .and_then(|r| r.get("postData"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if let Ok(mut held) = self.held.lock() {
+                    held.push(HeldRequest {
+                        session: session.map(str::to_string),
+                        id: id.to_string(),
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        resource_type: rtype,
+                        navigation,
+                        body,
+                        content_type: header("content-type"),
+                        reason,
+                    });
+                    return;
+                }
+                // A poisoned lock: nobody could release it, so refuse it now.
+                self.fail(session, id).await;
+            }
+            GateAnswer::Continue => {
                 let _ = self
                     .cdp
                     .call(
@@ -320,7 +389,7 @@ impl Interceptor {
                     )
                     .await;
             }
-            Err(reason) => {
+            GateAnswer::Refuse(reason) => {
                 self.fail(session, id).await;
                 self.push(InterceptRecord::Blocked {
                     url: airlock_core::action::truncate(url, 300),

@@ -19,8 +19,8 @@ pub mod pool;
 pub mod proxy;
 pub mod snapshot;
 
-pub use browser::{unsettled, BrowserSandbox, DocumentStatus, Resolved, SandboxConfig};
-pub use intercept::{InterceptRecord, RequestFacts, RequestGate};
+pub use browser::{unsettled, BrowserSandbox, DocumentStatus, Resolved, SandboxConfig, HELD_NOTE};
+pub use intercept::{GateAnswer, HeldRequest, InterceptRecord, RequestFacts, RequestGate};
 pub use launch::{Isolation, TeardownReport};
 pub use proxy::{EgressPolicy, EgressRecord};
 
