@@ -57,13 +57,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+mod common;
+use common::{assert_no_leftovers, events, root, text, BIN};
+
 const FIXTURE: &str = "tests/fixtures/attacks.toml";
 const ALLOWED: [&str; 2] = ["ci.example", "incidents.example"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Transcript lines (what the obedient model proposes)
@@ -208,20 +206,7 @@ impl Attack {
 
     /// Reads the system of record the way a verifier would.
     async fn sor(&self, path: &str) -> Value {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(self.portal.addr)
-            .await
-            .expect("connect");
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: incidents.example\r\n{SOR_TOKEN_HEADER}: {}\r\nConnection: close\r\n\r\n",
-            self.portal.sor_token
-        );
-        s.write_all(req.as_bytes()).await.expect("write");
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.expect("read");
-        let resp = String::from_utf8_lossy(&buf).to_string();
-        let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-        serde_json::from_str(body).unwrap_or_else(|_| panic!("not json: {resp}"))
+        common::sor(self.portal.addr, &self.portal.sor_token, path).await
     }
 
     /// The canary: nothing for another host, nothing for a collector, nothing stolen.
@@ -368,51 +353,6 @@ impl Run {
     fn observations(&self) -> Vec<&Value> {
         self.of_kind("observation")
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn events(home: &Path, run_id: &str) -> Vec<Value> {
-    let out = std::process::Command::new(BIN)
-        .arg("--home")
-        .arg(home)
-        .args(["audit", "show", run_id])
-        .output()
-        .expect("audit show");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("event json"))
-        .collect()
-}
-
-/// Every run must leave no browser process and no profile directory behind.
-fn assert_no_leftovers(run_id: &str) {
-    let marker = format!("AIRLOCK_RUN={run_id}");
-    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'));
-        assert!(
-            zombie || !env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()),
-            "process {:?} of run {run_id} survived teardown",
-            entry.file_name()
-        );
-    }
-    let dir = std::env::temp_dir().join(format!("airlock-run-{run_id}"));
-    assert!(
-        !dir.exists(),
-        "profile directory {} survived",
-        dir.display()
-    );
 }
 
 fn rules(decision: &Value) -> String {

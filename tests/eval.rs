@@ -14,18 +14,15 @@
 )]
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::sync::Mutex;
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+mod common;
+use common::{root, BIN};
 
 /// One suite at a time in this binary.
 static SUITES: Mutex<()> = Mutex::new(());
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 struct Eval {
     out: Output,

@@ -18,21 +18,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+mod common;
+use common::{events, root, text, BIN};
+
 const EXAMPLE_TASK: &str = "examples/ci-incident/task.toml";
 const EXAMPLE_TRANSCRIPT: &str = "examples/ci-incident/transcript.jsonl";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 async fn portal(faults: FaultConfig) -> PortalHandle {
     airlock_portal::start(
@@ -113,20 +103,7 @@ async fn output(mut cmd: std::process::Command) -> Output {
 
 /// Reads the system of record the way a verifier would.
 async fn sor(p: &PortalHandle, path: &str) -> Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(p.addr)
-        .await
-        .expect("connect");
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: incidents.example\r\n{SOR_TOKEN_HEADER}: {}\r\nConnection: close\r\n\r\n",
-        p.sor_token
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let resp = String::from_utf8_lossy(&buf).to_string();
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|_| panic!("not json: {resp}"))
+    common::sor(p.addr, &p.sor_token, path).await
 }
 
 /// (method, host, path) of every request that reached the portal's apps.
@@ -170,19 +147,6 @@ fn assert_no_leftovers(run_id: &str) {
         "processes of {run_id} survived: {alive:?}"
     );
     assert!(!dir, "profile directory of {run_id} survived");
-}
-
-fn events(home: &Path, run_id: &str) -> Vec<Value> {
-    let out = std::process::Command::new(BIN)
-        .arg("--home")
-        .arg(home)
-        .args(["audit", "show", run_id])
-        .output()
-        .expect("audit show");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("event json"))
-        .collect()
 }
 
 /// Run ids in a home, newest first.

@@ -15,15 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+mod common;
+use common::{assert_no_leftovers, root, text, BIN};
+
 const EXAMPLE_TASK: &str = "examples/ci-incident/task.toml";
 /// The bundled portal's test-only password, which the host types at login: no tool result may
 /// ever contain it.
 const PORTAL_PASSWORD: &str = "correct-horse-battery";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The SDK venv's interpreter. Missing is a failure with the fix, never a silent skip.
 fn python() -> PathBuf {
@@ -122,14 +120,6 @@ impl Case {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Waits for a child with a deadline (a hung test is a failure, not a stuck CI job).
 fn wait(mut child: Child, limit: Duration, case: &Case) -> Output {
     let until = Instant::now() + limit;
@@ -155,30 +145,6 @@ fn results<'a>(events: &'a [Value], tool: &str) -> Vec<&'a Value> {
         .iter()
         .filter(|e| e["event"] == "result" && e["tool"] == tool)
         .collect()
-}
-
-/// No process of the run survives (zombies aside) and its profile directory is gone.
-fn assert_no_leftovers(run_id: &str) {
-    let marker = format!("AIRLOCK_RUN={run_id}");
-    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'));
-        assert!(
-            zombie || !env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()),
-            "process {:?} of run {run_id} survived teardown",
-            entry.file_name()
-        );
-    }
-    let dir = std::env::temp_dir().join(format!("airlock-run-{run_id}"));
-    assert!(
-        !dir.exists(),
-        "profile directory {} survived",
-        dir.display()
-    );
 }
 
 /// Whether an `airlock` process serving this home is still alive.

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+mod common;
+use common::BIN;
 
 const PAGE: &str = r#"<!doctype html><html><head><title>Order</title>
 <style>body{margin:0;font:16px sans-serif} button{position:absolute;left:100px;top:100px;width:200px;height:40px}</style>
