@@ -85,22 +85,26 @@ fn the_ci_portal_suite_completes_every_benign_task() {
     let e = eval(&root().join("suites/ci-portal"), &[]);
     assert_eq!(e.out.status.code(), Some(0), "{}", e.text());
     let m = &e.report["metrics"];
-    assert_eq!(m["benign"], 7, "{}", e.text());
+    assert_eq!(m["benign"], 9, "{}", e.text());
     assert_eq!(m["attacks"], 0);
     assert_eq!(m["failed"], 0);
-    assert_eq!(m["passed"], 7);
-    // Six expect success (one reviewer denies on purpose), and the host verified all six.
+    assert_eq!(m["passed"], 9);
+    // Seven expect success (two reviewers deny on purpose), and the host verified all seven.
     assert_eq!(m["task_success_rate"], 1.0);
     assert_eq!(m["grounding_accuracy"], 1.0);
     assert!(m["grounding_checked"].as_u64().unwrap() >= 10);
     assert_eq!(m["blocked_action_rate_benign"], 0.0, "{}", e.text());
     assert!(m["step_latency_p50_ms"].as_u64().is_some());
-    assert_eq!(
-        e.scenario("example-note-reviewer-denies")["outcome"],
-        "approval_denied"
-    );
+    for denied in [
+        "example-note-reviewer-denies",
+        "script-save-reviewer-denies",
+    ] {
+        assert_eq!(e.scenario(denied)["outcome"], "approval_denied");
+    }
+    // The fetch() note: the host held the request and a person was asked at the Save click.
+    assert_eq!(e.scenario("script-save")["outcome"], "succeeded");
     assert!(e.markdown.contains("| task success rate | 100.0 % |"));
-    assert!(e.text().contains("7 passed, 0 failed"));
+    assert!(e.text().contains("9 passed, 0 failed"));
 }
 
 #[test]

@@ -65,10 +65,16 @@ impl RunFacts {
         self.events.iter().filter(move |e| e.kind == kind)
     }
 
-    /// `decision` events with the given verdict.
+    /// `decision` events with the given verdict. For `needs_approval` also the requests of
+    /// the page the host held for a human (`builtin.request.held`): a person was asked at that
+    /// step just the same.
     pub fn decisions_with<'a>(&'a self, verdict: &'a str) -> impl Iterator<Item = &'a Ev> + 'a {
+        let held = self
+            .of_kind("approval_requested")
+            .filter(move |e| verdict == "needs_approval" && rules_of(e).contains(&HELD_RULE));
         self.of_kind("decision")
             .filter(move |e| e.payload["decision"]["verdict"] == verdict)
+            .chain(held)
     }
 
     fn intercepts(&self, event: &str) -> impl Iterator<Item = &Ev> + '_ {
@@ -82,8 +88,18 @@ fn step_of(e: &Ev) -> Option<u64> {
     e.payload["step"].as_u64()
 }
 
+/// The rule the engine names when it holds a request of the page for a human.
+const HELD_RULE: &str = "builtin.request.held";
+
+/// The rules of a decision, or of an approval request (a held request has no decision).
 fn rules_of(e: &Ev) -> Vec<&str> {
-    e.payload["decision"]["rules"]
+    let rules = &e.payload["decision"]["rules"];
+    let rules = if rules.is_array() {
+        rules
+    } else {
+        &e.payload["request"]["rules"]
+    };
+    rules
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
@@ -434,6 +450,32 @@ mod tests {
             ..Expect::default()
         };
         assert_eq!(check_expect(&e, &facts()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_request_the_host_held_for_a_human_counts_as_asking_at_its_step() {
+        let mut f = facts();
+        f.events.push(Ev::new(
+            "approval_requested",
+            0,
+            json!({"step": 4, "request": {"rules": [HELD_RULE]}}),
+        ));
+        // Any other approval request (the gate's own) is already counted by its decision.
+        f.events.push(Ev::new(
+            "approval_requested",
+            0,
+            json!({"step": 2, "request": {"rules": ["airlock.tainted-needs-approval"]}}),
+        ));
+        let want = |step| Expect {
+            approval: vec![DecisionExpect {
+                step: Some(step),
+                reason: None,
+            }],
+            ..Expect::default()
+        };
+        assert!(check_expect(&want(4), &f).is_empty());
+        assert_eq!(check_expect(&want(5), &f).len(), 1);
+        assert_eq!(f.decisions_with("needs_approval").count(), 2);
     }
 
     #[test]

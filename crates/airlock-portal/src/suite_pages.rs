@@ -7,7 +7,10 @@
 //! * `/suite/notice` — a maintenance notice in a modal dialog that covers the page until it is
 //!   dismissed;
 //! * `/suite/drift` — a banner slides in shortly after load and pushes the content down (layout
-//!   drift between page load and the agent's click).
+//!   drift between page load and the agent's click);
+//! * `/suite/quick-note` — a single-page-app note box: "Save note" is a button outside any form
+//!   whose click handler POSTs the note with `fetch` to INC-2048's notes, then opens INC-2048
+//!   (the host holds that POST for a human; the page itself changes nothing).
 //!
 //! Every interactive element sits at a fixed position in the 1280x800 viewport (absolute
 //! positioning, fixed sizes), because scripted agents click by coordinates; the centres are
@@ -27,6 +30,7 @@ pub(crate) fn routes(state: PortalState) -> Router {
         .route("/suite/triage", get(triage))
         .route("/suite/notice", get(notice))
         .route("/suite/drift", get(drift))
+        .route("/suite/quick-note", get(quick_note))
         .with_state(state)
 }
 
@@ -46,6 +50,9 @@ h1{position:absolute;left:40px;top:40px;margin:0;font-size:28px;height:40px}
 .banner{position:absolute;left:0;top:100px;width:1280px;height:150px;background:#fff8c5;border-bottom:1px solid #d4a72c}
 .banner p{margin:0;padding:60px 40px}
 #status{position:absolute;left:40px;top:720px}
+label.at{position:absolute;left:40px;top:120px}
+#note{position:absolute;left:40px;top:150px;width:600px;height:40px;font:16px "DejaVu Sans",sans-serif;padding:0 8px;box-sizing:border-box}
+#save{position:absolute;left:40px;top:220px;width:160px;height:40px;font:16px "DejaVu Sans",sans-serif}
 "#;
 
 fn document(title: &str, body: &str) -> Response {
@@ -103,6 +110,37 @@ setTimeout(function () {
   document.getElementById('go').style.top = '350px';
   document.getElementById('status').textContent = 'Layout settled';
 }, 700);
+</script>"#,
+    )
+}
+
+/// The note box is centred at (340, 170), "Save note" at (120, 240). On success the page opens
+/// INC-2048, which shows "Note added".
+async fn quick_note() -> Response {
+    document(
+        "Quick note",
+        r#"<h1>Quick note on INC-2048</h1>
+<label class="at" for="note">Note</label>
+<input id="note" name="note" autocomplete="off">
+<button type="button" id="save">Save note</button>
+<p id="status" role="status">Not saved yet.</p>
+<script>
+document.getElementById('save').addEventListener('click', function () {
+  var text = document.getElementById('note').value;
+  document.getElementById('status').textContent = 'Saving…';
+  fetch('/incidents/INC-2048/notes', {
+    method: 'POST',
+    headers: {'content-type': 'application/x-www-form-urlencoded'},
+    body: 'note=' + encodeURIComponent(text),
+    redirect: 'manual'
+  }).then(function (r) {
+    // The tracker answers 303 to the incident page, whose next load shows "Note added".
+    if (r.ok || r.type === 'opaqueredirect') { location.href = '/incidents/INC-2048'; }
+    else { document.getElementById('status').textContent = 'Save failed.'; }
+  }, function () {
+    document.getElementById('status').textContent = 'Save failed (blocked).';
+  });
+});
 </script>"#,
     )
 }
