@@ -1182,6 +1182,23 @@ async fn a_note_a_script_posts_after_the_agents_click_is_held_and_sent_once_appr
     let notes = notes.as_array().unwrap();
     assert_eq!(notes.len(), before + 1, "{}", run.text());
     assert_eq!(notes.last().unwrap()["text"], NOTE);
+    // The replay shows the held request, what it sent and who let it go.
+    let html = a.dir.path().join("replay.html");
+    let out = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(a.home())
+        .args(["replay", &run.id, "-o"])
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(
+        html.contains("The page sent POST incidents.example/incidents/INC-2048/notes"),
+        "replay lacks the held request"
+    );
+    assert!(html.contains("RUN-78432 failed in test: integration: test_refund_rounding"));
+    assert!(html.contains("policy:--approvals=approve-all"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

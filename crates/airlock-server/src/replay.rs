@@ -38,8 +38,10 @@ pub enum ReplayError {
 #[derive(Default)]
 struct ActionView<'a> {
     decision: Option<&'a Event>,
-    requested: Option<&'a Event>,
-    approval: Option<&'a Event>,
+    /// Approval requests and their answers, in order: the gate's, then any request of the page
+    /// the host held for a human during the action.
+    requested: Vec<&'a Event>,
+    approvals: Vec<&'a Event>,
     result: Option<&'a Event>,
     checkpoint: Option<&'a Event>,
 }
@@ -70,8 +72,9 @@ impl StepView<'_> {
                 .is_some_and(|r| r.payload.get("ok") != Some(&Value::Bool(true)))
         });
         let denied = self.actions.values().any(|a| {
-            a.approval
-                .is_some_and(|e| s(&e.payload, "/answer/answer") == Some("denied"))
+            a.approvals
+                .iter()
+                .any(|e| s(&e.payload, "/answer/answer") == Some("denied"))
         });
         if verdicts.contains(&"deny") || failed || denied || !self.rejected.is_empty() {
             "bad"
@@ -129,9 +132,9 @@ impl<'a> Story<'a> {
                     "proposal_rejected" => view.rejected.push(e),
                     "decision" => view.actions.entry(index).or_default().decision = Some(e),
                     "approval_requested" => {
-                        view.actions.entry(index).or_default().requested = Some(e)
+                        view.actions.entry(index).or_default().requested.push(e)
                     }
-                    "approval" => view.actions.entry(index).or_default().approval = Some(e),
+                    "approval" => view.actions.entry(index).or_default().approvals.push(e),
                     "action_result" => view.actions.entry(index).or_default().result = Some(e),
                     "checkpoint" => view.actions.entry(index).or_default().checkpoint = Some(e),
                     "claim" => view.claim = Some(e),
@@ -502,6 +505,22 @@ fn step_section(step: u64, view: &StepView<'_>, images: &Images, size: (f64, f64
     out
 }
 
+/// The reviewer's answer: who, what, why, when.
+fn approval_banner(out: &mut String, ap: &Event) {
+    let p = &ap.payload;
+    let approved = s(p, "/answer/answer") == Some("approved");
+    let _ = write!(
+        out,
+        r#"<div class="banner {}"><b>{}</b> by <b>{}</b>: {} <span class="muted small">(mode {}, at {})</span></div>"#,
+        if approved { "ok" } else { "bad" },
+        if approved { "Approved" } else { "Denied" },
+        esc(s(p, "/answer/by").unwrap_or("")),
+        esc(s(p, "/answer/reason").unwrap_or("")),
+        esc(s(p, "/mode").unwrap_or("")),
+        esc(&fmt_time(ap.ts_ms))
+    );
+}
+
 fn action_block(index: u64, a: &ActionView<'_>, many: bool) -> String {
     let mut out = String::from(r#"<div class="card" style="margin:10px 0 0">"#);
     if many {
@@ -541,7 +560,7 @@ fn action_block(index: u64, a: &ActionView<'_>, many: bool) -> String {
             element = json_pre(p.get("element").unwrap_or(&Value::Null)),
         );
     }
-    if let Some(r) = a.requested {
+    for (i, r) in a.requested.iter().enumerate() {
         let fields = r
             .payload
             .pointer("/request/fields")
@@ -559,9 +578,20 @@ fn action_block(index: u64, a: &ActionView<'_>, many: bool) -> String {
                     .collect::<String>()
             })
             .unwrap_or_default();
+        // A request of the page held during the action says what it was; the gate's own
+        // request is about the action shown above.
+        let held = r.payload.get("held").is_some();
         let _ = write!(
             out,
-            r#"<h3>Approval requested</h3><p>{}</p>"#,
+            r#"<h3>Approval requested</h3>{}<p>{}</p>"#,
+            if held {
+                format!(
+                    "<p><b>{}</b></p>",
+                    esc(s(&r.payload, "/request/summary").unwrap_or(""))
+                )
+            } else {
+                String::new()
+            },
             esc(s(&r.payload, "/request/reason").unwrap_or(""))
         );
         if !fields.is_empty() {
@@ -570,20 +600,13 @@ fn action_block(index: u64, a: &ActionView<'_>, many: bool) -> String {
                 r#"<table class="fields"><thead><tr><th>Field</th><th>Value sent</th></tr></thead><tbody>{fields}</tbody></table>"#
             );
         }
+        if let Some(ap) = a.approvals.get(i) {
+            approval_banner(&mut out, ap);
+        }
     }
-    if let Some(ap) = a.approval {
-        let p = &ap.payload;
-        let approved = s(p, "/answer/answer") == Some("approved");
-        let _ = write!(
-            out,
-            r#"<div class="banner {}"><b>{}</b> by <b>{}</b>: {} <span class="muted small">(mode {}, at {})</span></div>"#,
-            if approved { "ok" } else { "bad" },
-            if approved { "Approved" } else { "Denied" },
-            esc(s(p, "/answer/by").unwrap_or("")),
-            esc(s(p, "/answer/reason").unwrap_or("")),
-            esc(s(p, "/mode").unwrap_or("")),
-            esc(&fmt_time(ap.ts_ms))
-        );
+    // Answers without a recorded request (none are written that way; kept for old chains).
+    for ap in a.approvals.iter().skip(a.requested.len()) {
+        approval_banner(&mut out, ap);
     }
     if let Some(r) = a.result {
         let ok = r.payload.get("ok") == Some(&Value::Bool(true));
