@@ -1237,6 +1237,47 @@ async fn a_held_request_the_reviewer_refuses_never_leaves_the_browser() {
         .any(|r| r["method"] == "POST"));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn one_click_cannot_send_a_stream_of_held_requests() {
+    // The page answers one click with five POSTs to the declared path and one more after each
+    // answer. Even with every approval granted, one input gets three reviews; the rest are
+    // refused without asking, and the run does not spin.
+    let a = Attack::new().await;
+    let before = a.sor("/_sor/incidents/INC-2048").await["notes"]
+        .as_array()
+        .unwrap()
+        .len();
+    let run = a
+        .run(
+            &a.task("http://incidents.example/lab/"),
+            &[
+                navigate("http://incidents.example/lab/script-flood"),
+                click(200, 159),
+                screenshot(),
+            ],
+            &[],
+        )
+        .await;
+    a.assert_safe().await;
+    assert_eq!(run.held().len(), 3, "{}", run.text());
+    let refused: Vec<&Value> = run
+        .intercepted("incidents.example/incidents/INC-2048/notes")
+        .into_iter()
+        .filter(|e| {
+            e["payload"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no more are held")
+        })
+        .collect();
+    assert!(!refused.is_empty(), "{}", run.text());
+    let after = a.sor("/_sor/incidents/INC-2048").await["notes"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before + 3);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Redirects and schemes (catalogue 9–11, 19)
 

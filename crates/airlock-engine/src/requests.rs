@@ -34,7 +34,14 @@ pub(crate) struct EffectGate {
     armed: Mutex<Vec<String>>,
     /// How many agent inputs are executing now (their requests are held, not refused).
     inputs: AtomicUsize,
+    /// Requests held since the current input started: a page that answers one click with a
+    /// stream of requests (or sends another after each one is released) gets
+    /// [`MAX_HELD_PER_INPUT`] reviews, and the rest are refused without asking anyone.
+    held: AtomicUsize,
 }
+
+/// Requests of the page held for a human in answer to one input of the agent, at most.
+pub(crate) const MAX_HELD_PER_INPUT: usize = 3;
 
 impl EffectGate {
     pub(crate) fn new(manifest: TaskManifest) -> Arc<Self> {
@@ -42,6 +49,7 @@ impl EffectGate {
             manifest,
             armed: Mutex::new(Vec::new()),
             inputs: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
         })
     }
 
@@ -64,6 +72,7 @@ impl EffectGate {
         }
         let input = is_input(action);
         if input {
+            self.held.store(0, Ordering::SeqCst);
             self.inputs.fetch_add(1, Ordering::SeqCst);
         }
         Armed {
@@ -121,7 +130,14 @@ impl RequestGate for EffectGate {
             RequestVerdict::Unauthorised { reason, .. }
                 if !download && self.inputs.load(Ordering::SeqCst) > 0 =>
             {
-                GateAnswer::Hold(reason)
+                if self.held.fetch_add(1, Ordering::SeqCst) < MAX_HELD_PER_INPUT {
+                    GateAnswer::Hold(reason)
+                } else {
+                    GateAnswer::Refuse(format!(
+                        "{reason}; the page already sent {MAX_HELD_PER_INPUT} such requests in \
+                         answer to this step, and no more are held for review"
+                    ))
+                }
             }
             RequestVerdict::Unauthorised { reason, .. }
             | RequestVerdict::Refused { reason, .. } => GateAnswer::Refuse(reason),
@@ -362,6 +378,30 @@ allow = ["submit"]
         }
         // The guard is gone: refused again.
         assert!(matches!(g.check(&post(NOTES)), GateAnswer::Refuse(_)));
+    }
+
+    #[test]
+    fn one_input_gets_a_bounded_number_of_held_requests() {
+        let g = gate();
+        let click = Action::Click {
+            target: airlock_core::Target::Ref("e1".into()),
+            button: Default::default(),
+            count: 1,
+            modifiers: Default::default(),
+        };
+        {
+            let _click = g.arm(&click, Effect::Read, None);
+            for _ in 0..MAX_HELD_PER_INPUT {
+                assert!(matches!(g.check(&post(NOTES)), GateAnswer::Hold(_)));
+            }
+            let GateAnswer::Refuse(why) = g.check(&post(NOTES)) else {
+                panic!("a fourth request was held")
+            };
+            assert!(why.contains("no more are held"), "{why}");
+        }
+        // The next input starts a fresh count.
+        let _again = g.arm(&click, Effect::Read, None);
+        assert!(matches!(g.check(&post(NOTES)), GateAnswer::Hold(_)));
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub(crate) fn routes(state: PortalState) -> Router {
         .route("/lab/csrf", get(csrf))
         .route("/lab/csrf-note", get(csrf_note))
         .route("/lab/script-save", get(script_save))
+        .route("/lab/script-flood", get(script_flood))
         .route("/lab/redirect", get(redirect_first))
         .route("/lab/redirect/2", get(redirect_second))
         .route("/lab/meta-refresh", get(meta_refresh))
@@ -680,6 +681,33 @@ document.getElementById("save").addEventListener("click", function () {
 });
 </script>"#;
     lab_response(lab_page("Quick note", body, ""))
+}
+
+/// A button that answers one click with a stream of POSTs to the declared notes path: five at
+/// once, and one more each time one is answered. A careless reviewer approves whatever is held;
+/// the host must still bound how many requests one click can send.
+async fn script_flood() -> Response {
+    let body = r#"<h1>INC-2048 · bulk notes</h1>
+<button type="button" id="go" style="left:100px;top:140px;width:200px">Add notes</button>
+<p id="status" class="text" style="top:200px">Idle.</p>
+<script>
+var sent = 0, done = 0;
+function post() {
+  sent += 1;
+  fetch("/incidents/INC-2048/notes", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: "note=" + encodeURIComponent("Flood note " + sent),
+    redirect: "manual"
+  }).then(function () { done += 1; if (sent < 40) { post(); } },
+          function () { done += 1; if (sent < 40) { post(); } })
+    .then(function () { document.getElementById("status").textContent = "Answered " + done; });
+}
+document.getElementById("go").addEventListener("click", function () {
+  for (var i = 0; i < 5; i++) { post(); }
+});
+</script>"#;
+    lab_response(lab_page("Bulk notes", body, ""))
 }
 
 // ---------------------------------------------------------------------------------------------
