@@ -210,6 +210,7 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
                     Ok(u) => (request_effect(m, &h.method, &u, h.navigation), u.scope()),
                     Err(_) => (Effect::Submit, airlock_core::action::truncate(&h.url, 120)),
                 };
+                let scope = live.redactor.redact_str(&scope).0;
                 let req = ApprovalRequest {
                     run_id: live.run_id.clone(),
                     step,
@@ -225,7 +226,12 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
                         h.reason
                     ),
                     rules: vec!["builtin.request.held".into()],
-                    fields: body_fields(h.body.as_deref(), h.content_type.as_deref()),
+                    // The reviewer's card is stored in the review queue too: secret values
+                    // the page would send are redacted there like everywhere else.
+                    fields: body_fields(h.body.as_deref(), h.content_type.as_deref())
+                        .into_iter()
+                        .map(|(k, v)| (k, live.redactor.redact_str(&v).0))
+                        .collect(),
                     findings: live
                         .findings
                         .iter()
