@@ -490,12 +490,23 @@ pub struct StopForm {
     reason: String,
 }
 
-/// Shared by the form and the API: stop a run that is not finished.
-pub(crate) async fn stop_run(
+/// What an operator asks of a live run.
+#[derive(Clone, Copy)]
+enum OperatorAsk {
+    /// Stop and freeze it.
+    Stop,
+    /// Let a frozen run be torn down now.
+    Release,
+}
+
+/// Shared by the forms and the API: records an operator's request on a run that is not
+/// finished (the run's own process acts on it).
+async fn ask_run(
     state: &ServerState,
     run: &str,
     who: Principal,
     reason: String,
+    ask: OperatorAsk,
 ) -> Result<StopRequest, AppError> {
     let (summary, _) = load_run(state, run).await?;
     if summary.sealed {
@@ -506,9 +517,46 @@ pub(crate) async fn stop_run(
     }
     let review = state.review();
     let run = run.to_string();
-    let stop = blocking(move || review.request_stop(&run, &who, &reason)).await??;
-    tracing::info!(run = %stop.run_id, by = %stop.requested_by, "stop requested");
-    Ok(stop)
+    let req = blocking(move || match ask {
+        OperatorAsk::Stop => review.request_stop(&run, &who, &reason),
+        OperatorAsk::Release => review.request_release(&run, &who, &reason),
+    })
+    .await??;
+    let what = match ask {
+        OperatorAsk::Stop => "stop requested",
+        OperatorAsk::Release => "release requested",
+    };
+    tracing::info!(run = %req.run_id, by = %req.requested_by, "{what}");
+    Ok(req)
+}
+
+/// Stop a run that is not finished.
+pub(crate) async fn stop_run(
+    state: &ServerState,
+    run: &str,
+    who: Principal,
+    reason: String,
+) -> Result<StopRequest, AppError> {
+    ask_run(state, run, who, reason, OperatorAsk::Stop).await
+}
+
+/// Let a frozen run be torn down now.
+pub(crate) async fn release_run(
+    state: &ServerState,
+    run: &str,
+    who: Principal,
+    reason: String,
+) -> Result<StopRequest, AppError> {
+    ask_run(state, run, who, reason, OperatorAsk::Release).await
+}
+
+/// The form's answer: back to the run's page.
+fn to_run_page(run: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(LOCATION, format!("/runs/{}", pct(run)))],
+    )
+        .into_response()
 }
 
 pub async fn stop(
@@ -517,32 +565,7 @@ pub async fn stop(
     m: Mutation<CanOperate, StopForm>,
 ) -> Result<Response, AppError> {
     stop_run(&state, &run, m.who, m.input.reason).await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(LOCATION, format!("/runs/{}", pct(&run)))],
-    )
-        .into_response())
-}
-
-/// Shared by the form and the API: let a frozen run be torn down now.
-pub(crate) async fn release_run(
-    state: &ServerState,
-    run: &str,
-    who: Principal,
-    reason: String,
-) -> Result<StopRequest, AppError> {
-    let (summary, _) = load_run(state, run).await?;
-    if summary.sealed {
-        return Err(AppError::page(
-            StatusCode::CONFLICT,
-            format!("run `{run}` has already finished"),
-        ));
-    }
-    let review = state.review();
-    let run = run.to_string();
-    let release = blocking(move || review.request_release(&run, &who, &reason)).await??;
-    tracing::info!(run = %release.run_id, by = %release.requested_by, "release requested");
-    Ok(release)
+    Ok(to_run_page(&run))
 }
 
 pub async fn release(
@@ -551,11 +574,7 @@ pub async fn release(
     m: Mutation<CanOperate, StopForm>,
 ) -> Result<Response, AppError> {
     release_run(&state, &run, m.who, m.input.reason).await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(LOCATION, format!("/runs/{}", pct(&run)))],
-    )
-        .into_response())
+    Ok(to_run_page(&run))
 }
 
 #[derive(Deserialize)]
