@@ -1016,21 +1016,14 @@ impl BrowserSandbox {
                 )
                 .await?;
         } else {
-            self.cdp
-                .call(
-                    req.session.as_deref(),
-                    "Fetch.failRequest",
-                    json!({"requestId": req.id, "errorReason": "BlockedByClient"}),
-                    t(5000),
-                )
-                .await?;
+            crate::intercept::fail_paused(&self.cdp, req.session.as_deref(), &req.id).await?;
             if let Ok(mut l) = self.intercepts.lock() {
-                l.push(InterceptRecord::Blocked {
-                    url: airlock_core::action::truncate(&req.url, 300),
-                    resource_type: req.resource_type.clone(),
-                    navigation: req.navigation,
-                    reason: why.to_string(),
-                });
+                l.push(InterceptRecord::blocked(
+                    &req.url,
+                    req.resource_type.clone(),
+                    req.navigation,
+                    why.to_string(),
+                ));
             }
         }
         self.settle(events, started).await

@@ -43,6 +43,21 @@ pub enum InterceptRecord {
 }
 
 impl InterceptRecord {
+    /// A refused request, its URL cut to a length the audit keeps.
+    pub(crate) fn blocked(
+        url: &str,
+        resource_type: String,
+        navigation: bool,
+        reason: String,
+    ) -> Self {
+        InterceptRecord::Blocked {
+            url: airlock_core::action::truncate(url, 300),
+            resource_type,
+            navigation,
+            reason,
+        }
+    }
+
     /// The sentence the model is told.
     pub fn message(&self) -> String {
         match self {
@@ -132,11 +147,9 @@ pub trait RequestGate: Send + Sync + std::fmt::Debug {
 
 /// A request the page sent while the agent's step ran, paused in the browser until the host
 /// releases it: allowed (sent as it is) or failed. Nothing of it has left the browser.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct HeldRequest {
-    #[serde(skip)]
     pub(crate) session: Option<String>,
-    #[serde(skip)]
     pub(crate) id: String,
     pub method: String,
     pub url: String,
@@ -151,6 +164,21 @@ pub struct HeldRequest {
 
 /// Requests held for the host; the sandbox takes them out to release them.
 pub type HeldLog = Arc<Mutex<Vec<HeldRequest>>>;
+
+/// Fails a request paused by `Fetch` as blocked by the client: the page sees a network error.
+pub(crate) async fn fail_paused(
+    cdp: &Cdp,
+    session: Option<&str>,
+    id: &str,
+) -> Result<Value, crate::cdp::CdpError> {
+    cdp.call(
+        session,
+        "Fetch.failRequest",
+        json!({"requestId": id, "errorReason": "BlockedByClient"}),
+        t(5000),
+    )
+    .await
+}
 
 /// Shared log of what interception did; the engine drains it after each action.
 pub type InterceptLog = Arc<Mutex<Vec<InterceptRecord>>>;
@@ -286,15 +314,7 @@ impl Interceptor {
 
     /// Fails a paused request as blocked by the client (the page sees a network error).
     async fn fail(&self, session: Option<&str>, id: &str) {
-        let _ = self
-            .cdp
-            .call(
-                session,
-                "Fetch.failRequest",
-                json!({"requestId": id, "errorReason": "BlockedByClient"}),
-                t(5000),
-            )
-            .await;
+        let _ = fail_paused(&self.cdp, session, id).await;
     }
 
     async fn on_request(&self, ev: &CdpEvent) {
@@ -391,12 +411,7 @@ impl Interceptor {
             }
             GateAnswer::Refuse(reason) => {
                 self.fail(session, id).await;
-                self.push(InterceptRecord::Blocked {
-                    url: airlock_core::action::truncate(url, 300),
-                    resource_type: rtype,
-                    navigation,
-                    reason,
-                });
+                self.push(InterceptRecord::blocked(url, rtype, navigation, reason));
             }
         }
     }
