@@ -553,6 +553,37 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         })
     }
 
+    /// Asks the approver, unless the answer is already `settled` (then it is recorded as
+    /// given). The request (with `shown`, anything else the reviewer saw) and the answer are
+    /// each committed to the audit, before the wait and before anything acts on the answer.
+    /// Returns the answer and its event.
+    async fn ask_human(
+        &mut self,
+        live: &Live,
+        step: u32,
+        index: usize,
+        req: &ApprovalRequest,
+        shown: Option<(&str, serde_json::Value)>,
+        settled: Option<ApprovalOutcome>,
+    ) -> Result<(ApprovalOutcome, EventRef), DriveError> {
+        let mut asked = json!({"step": step, "index": index, "request": req});
+        if let (Some((key, value)), Some(o)) = (shown, asked.as_object_mut()) {
+            o.insert(key.to_string(), value);
+        }
+        self.record(live, "approval_requested", asked, &[])?;
+        let answer = match settled {
+            Some(a) => a,
+            None => self.approver.decide(req).await,
+        };
+        let event = self.record(
+            live,
+            "approval",
+            json!({"step": step, "index": index, "mode": self.approver.mode(), "answer": &answer}),
+            &[],
+        )?;
+        Ok((answer, event))
+    }
+
     fn record(
         &self,
         live: &Live,
@@ -1622,20 +1653,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     reason: decision.reason.clone(),
                     rules: decision.rules.clone(),
                     fields,
-                    findings: live
-                        .findings
-                        .iter()
-                        .map(|f| format!("{} ({}): {}", f.pattern, f.location, f.excerpt))
-                        .collect(),
+                    findings: finding_lines(&live.findings),
                 };
-                self.record(
-                    live,
-                    "approval_requested",
-                    json!({"step": step, "index": index, "request": &req}),
-                    &[],
-                )?;
-                let answer = self.approver.decide(&req).await;
-                let approval = self.record(live, "approval", json!({"step": step, "index": index, "mode": self.approver.mode(), "answer": &answer}), &[])?;
+                let (answer, approval) =
+                    self.ask_human(live, step, index, &req, None, None).await?;
                 match answer {
                     ApprovalOutcome::Denied { by, reason } => {
                         self.reporter.line(&format!(
@@ -1919,6 +1940,14 @@ fn is_transient(e: &airlock_sandbox::SandboxError) -> bool {
         .any(|t| why.contains(t)),
         _ => false,
     }
+}
+
+/// Injection findings as a reviewer reads them: pattern, where, excerpt.
+fn finding_lines(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| format!("{} ({}): {}", f.pattern, f.location, f.excerpt))
+        .collect()
 }
 
 type Baseline = Vec<(String, serde_json::Value)>;

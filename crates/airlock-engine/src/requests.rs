@@ -16,7 +16,7 @@
 //! while the agent is not giving input (on load, from a timer) is refused as before.
 
 use super::approval::{ApprovalOutcome, ApprovalRequest, Approver};
-use super::{DriveError, Engine, Live, Outcome};
+use super::{finding_lines, DriveError, Engine, Live, Outcome};
 use airlock_core::effect::Effect;
 use airlock_core::host::WebUrl;
 use airlock_core::manifest::TaskManifest;
@@ -232,31 +232,17 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
                         .into_iter()
                         .map(|(k, v)| (k, live.redactor.redact_str(&v).0))
                         .collect(),
-                    findings: live
-                        .findings
-                        .iter()
-                        .map(|f| format!("{} ({}): {}", f.pattern, f.location, f.excerpt))
-                        .collect(),
+                    findings: finding_lines(&live.findings),
                 };
-                self.record(
-                    live,
-                    "approval_requested",
-                    json!({"step": step, "index": index, "request": &req, "held": {"method": h.method, "url": h.url, "resource_type": h.resource_type, "navigation": h.navigation, "content_type": h.content_type}}),
-                    &[],
-                )?;
-                let answer = match &review.stop {
-                    Some(_) => ApprovalOutcome::Denied {
-                        by: "airlock".into(),
-                        reason: "another held request of this step was refused".into(),
-                    },
-                    None => self.approver.decide(&req).await,
-                };
-                self.record(
-                    live,
-                    "approval",
-                    json!({"step": step, "index": index, "mode": self.approver.mode(), "answer": &answer}),
-                    &[],
-                )?;
+                // Once a person said no in this step, the others are refused without asking.
+                let settled = review.stop.as_ref().map(|_| ApprovalOutcome::Denied {
+                    by: "airlock".into(),
+                    reason: "another held request of this step was refused".into(),
+                });
+                let held = json!({"method": h.method, "url": h.url, "resource_type": h.resource_type, "navigation": h.navigation, "content_type": h.content_type});
+                let (answer, _) = self
+                    .ask_human(live, step, index, &req, Some(("held", held)), settled)
+                    .await?;
                 let (allow, why) = match &answer {
                     ApprovalOutcome::Approved { by, .. } => (true, format!("approved by {by}")),
                     ApprovalOutcome::Denied { by, reason } => (
