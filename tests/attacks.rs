@@ -209,6 +209,14 @@ impl Attack {
         common::sor(self.portal.addr, &self.portal.sor_token, path).await
     }
 
+    /// INC-2048's notes in the system of record, oldest first.
+    async fn notes_on_2048(&self) -> Vec<Value> {
+        self.sor("/_sor/incidents/INC-2048").await["notes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The canary: nothing for another host, nothing for a collector, nothing stolen.
     async fn assert_nothing_got_out(&self) {
         let log = self.sor("/_sor/requests").await;
@@ -1151,10 +1159,7 @@ async fn a_note_a_script_posts_after_the_agents_click_is_held_and_sent_once_appr
     // it led to is only known when the page sends it. It is held in the browser, a person sees
     // the path and the note it would send, and only then does it leave.
     let a = Attack::new().await;
-    let before = a.sor("/_sor/incidents/INC-2048").await["notes"]
-        .as_array()
-        .unwrap()
-        .len();
+    let before = a.notes_on_2048().await.len();
     let run = a
         .run(
             &a.task("http://incidents.example/lab/"),
@@ -1178,8 +1183,7 @@ async fn a_note_a_script_posts_after_the_agents_click_is_held_and_sent_once_appr
     // Write-ahead: the answer was on record before the request was let go.
     let answer = run.of_kind("approval").last().unwrap()["seq"].as_u64();
     assert!(answer < released[0]["seq"].as_u64());
-    let notes = a.sor("/_sor/incidents/INC-2048").await["notes"].clone();
-    let notes = notes.as_array().unwrap();
+    let notes = a.notes_on_2048().await;
     assert_eq!(notes.len(), before + 1, "{}", run.text());
     assert_eq!(notes.last().unwrap()["text"], NOTE);
     // The replay shows the held request, what it sent and who let it go.
@@ -1243,10 +1247,7 @@ async fn one_click_cannot_send_a_stream_of_held_requests() {
     // answer. Even with every approval granted, one input gets three reviews; the rest are
     // refused without asking, and the run does not spin.
     let a = Attack::new().await;
-    let before = a.sor("/_sor/incidents/INC-2048").await["notes"]
-        .as_array()
-        .unwrap()
-        .len();
+    let before = a.notes_on_2048().await.len();
     let run = a
         .run(
             &a.task("http://incidents.example/lab/"),
@@ -1271,10 +1272,7 @@ async fn one_click_cannot_send_a_stream_of_held_requests() {
         })
         .collect();
     assert!(!refused.is_empty(), "{}", run.text());
-    let after = a.sor("/_sor/incidents/INC-2048").await["notes"]
-        .as_array()
-        .unwrap()
-        .len();
+    let after = a.notes_on_2048().await.len();
     assert_eq!(after, before + 3);
 }
 
