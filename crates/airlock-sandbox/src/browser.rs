@@ -1136,16 +1136,18 @@ impl BrowserSandbox {
                 timeout_ms,
             } => {
                 let limit = Duration::from_millis(*timeout_ms).min(self.step_timeout);
+                // A wait whose condition never held did not do what it was for: a failure,
+                // with the condition named, not a success.
                 return if self.wait_for(condition, limit).await? {
                     Ok(format!(
                         "{condition} after {} ms",
                         started.elapsed().as_millis()
                     ))
                 } else {
-                    Ok(format!(
-                        "{condition}: not met within {} ms",
+                    Err(SandboxError::Page(format!(
+                        "condition never held: {condition} within {} ms",
                         limit.as_millis()
-                    ))
+                    )))
                 };
             }
             Action::Screenshot | Action::Done { .. } => return Ok("ok".into()),

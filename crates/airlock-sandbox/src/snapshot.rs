@@ -169,6 +169,24 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", short.replace('"', "\\\""))
 }
 
+/// How a state property reads in the snapshot, or `None` when it says nothing (its default):
+/// `[disabled]`, `[required]`, `[invalid]`, `[selected]`, `[focused]` only when they hold;
+/// `checked`, `pressed` and `expanded` also when false, since "unchecked" and "collapsed" are
+/// states a person sees; `level` always.
+fn state(k: &str, v: &str) -> Option<String> {
+    let off = v.is_empty() || v == "false";
+    match k {
+        "level" => Some(format!(" [level={v}]")),
+        "checked" | "pressed" | "expanded" => Some(format!(" [{k}={v}]")),
+        "disabled" | "required" | "selected" | "focused" | "invalid" if off => None,
+        "disabled" | "required" | "selected" | "focused" if v == "true" => Some(format!(" [{k}]")),
+        // `invalid` is `true`, `spelling` or `grammar` when it holds.
+        "invalid" if v == "true" => Some(" [invalid]".into()),
+        "invalid" => Some(format!(" [invalid={v}]")),
+        _ => None,
+    }
+}
+
 fn walk(
     node: &AxNode,
     by_id: &HashMap<&str, &AxNode>,
@@ -197,11 +215,8 @@ fn walk(
             line.push_str(&quote(&node.name));
         }
         for (k, v) in &node.props {
-            match k.as_str() {
-                "expanded" | "checked" | "disabled" | "level" | "selected" | "pressed"
-                | "required" | "invalid" => line.push_str(&format!(" [{k}={v}]")),
-                "focused" if v == "true" => line.push_str(" [focused]"),
-                _ => {}
+            if let Some(shown) = state(k, v) {
+                line.push_str(&shown);
             }
         }
         if let Some(v) = &node.value {
@@ -270,6 +285,32 @@ mod tests {
         );
         assert!(s.text.contains("- button \"Delete run\" [ref=e9]"));
         assert_eq!(s.refs, vec!["e9", "e11"]);
+    }
+
+    #[test]
+    fn default_states_are_left_out_and_held_ones_shown() {
+        let nodes = parse_ax_nodes(&json!({"nodes": [
+            {"nodeId":"1","role":{"value":"RootWebArea"},"childIds":["2","3","4"]},
+            {"nodeId":"2","role":{"value":"textbox"},"name":{"value":"Note"},"backendDOMNodeId":5,
+             "properties":[{"name":"invalid","value":{"value":"false"}},{"name":"required","value":{"value":false}},
+                           {"name":"disabled","value":{"value":false}},{"name":"focusable","value":{"value":true}}]},
+            {"nodeId":"3","role":{"value":"checkbox"},"name":{"value":"Notify"},"backendDOMNodeId":6,
+             "properties":[{"name":"checked","value":{"value":"false"}},{"name":"required","value":{"value":true}},
+                           {"name":"invalid","value":{"value":"true"}}]},
+            {"nodeId":"4","role":{"value":"option"},"name":{"value":"High"},"backendDOMNodeId":7,
+             "properties":[{"name":"selected","value":{"value":false}},{"name":"disabled","value":{"value":true}}]}
+        ]}));
+        let s = render(&nodes).text;
+        assert!(s.contains("- textbox \"Note\" [ref=e5]"), "{s}");
+        assert!(
+            !s.contains("invalid=false") && !s.contains("required=false"),
+            "{s}"
+        );
+        assert!(
+            s.contains("- checkbox \"Notify\" [checked=false] [required] [invalid] [ref=e6]"),
+            "{s}"
+        );
+        assert!(s.contains("- option \"High\" [disabled] [ref=e7]"), "{s}");
     }
 
     #[test]
