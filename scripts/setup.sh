@@ -9,6 +9,9 @@ need=()
 [ -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || need+=(fonts-liberation)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The web UI tests drive Chromium with Playwright from Node (tests/ui).
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # venvs with pip (the MCP SDK below, the provider SDKs) need ensurepip.
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
   need+=(python3-venv)
@@ -41,4 +44,14 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s "$reqs" "$venv/requirements.txt"; the
   python3 -m venv --clear "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
   cp "$reqs" "$venv/requirements.txt"
+fi
+
+# Playwright (playwright-core only: it drives Debian's /usr/bin/chromium, downloads no browser),
+# pinned in tests/ui/package-lock.json, for the real-browser tests of the web UI. Reinstalled
+# only when the lock file changes.
+ui="$root/tests/ui"
+if [ ! -d "$ui/node_modules/playwright-core" ] || ! cmp -s "$ui/package-lock.json" "$ui/node_modules/.package-lock.copy"; then
+  echo "setup: installing playwright-core into $ui/node_modules" >&2
+  (cd "$ui" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)
+  cp "$ui/package-lock.json" "$ui/node_modules/.package-lock.copy"
 fi

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE, WWW_AUTHENTICATE,
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE,
+    WWW_AUTHENTICATE,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -100,6 +101,9 @@ pub enum Rejection {
     Login { next: String },
     /// Not authenticated (API, SSE, or a non-GET request).
     Unauthorized,
+    /// A form posted from a browser tab whose session has ended (signed out in another tab,
+    /// expired, or the server restarted).
+    SignedOut,
     /// Authenticated, but the role is too low.
     Forbidden { who: String, role: Role, need: Role },
     /// The request came from another site.
@@ -126,6 +130,11 @@ impl IntoResponse for Rejection {
                 "authentication required: log in at /login or send `Authorization: Bearer <token>`",
             )
                 .into_response(),
+            Rejection::SignedOut => plain_error(
+                StatusCode::UNAUTHORIZED,
+                "you are not signed in (you signed out in another tab, or your session ended): \
+                 nothing was changed. Sign in again and retry.",
+            ),
             Rejection::Forbidden { who, role, need } => plain_error(
                 StatusCode::FORBIDDEN,
                 &format!("`{who}` has role {role}; this needs role {need} or higher"),
@@ -136,7 +145,9 @@ impl IntoResponse for Rejection {
             ),
             Rejection::Csrf => plain_error(
                 StatusCode::FORBIDDEN,
-                "missing or invalid CSRF token: reload the page and try again",
+                "this page is out of date (you signed in again in another tab, or it was open \
+                 too long): its CSRF token is no longer valid and nothing was changed. Reload \
+                 the page and try again.",
             ),
             Rejection::BadRequest(m) => plain_error(StatusCode::BAD_REQUEST, &m),
             Rejection::Unavailable => plain_error(
@@ -218,13 +229,16 @@ fn unauthenticated(parts: &Parts) -> Rejection {
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    if parts.method == Method::GET && wants_html && !parts.uri.path().starts_with("/api/") {
+    let page = wants_html && !parts.uri.path().starts_with("/api/");
+    if page && parts.method == Method::GET {
         let next = parts
             .uri
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
         Rejection::Login { next }
+    } else if page {
+        Rejection::SignedOut
     } else {
         Rejection::Unauthorized
     }
@@ -250,20 +264,34 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Refuses requests another site made the browser send. `Sec-Fetch-Site` (sent by current
-/// browsers) must say same-origin (or none: typed by the user); an `Origin` header must be
-/// this server's own origin. Clients that send neither are not browsers and are held to the
-/// CSRF token or a bearer token instead.
+/// Refuses requests another site made the browser send.
+///
+/// `Sec-Fetch-Site` is authoritative when present: browsers set it themselves and no page can
+/// forge or remove it, so only `same-origin` (or `none`: the user typed the address) passes.
+/// It is not always there (Chromium sends it only to HTTPS and loopback origins), so `Origin`
+/// is checked as well and must be this server's own origin. `Origin: null` is what Chromium
+/// sends for a same-origin form when the page's referrer policy is `no-referrer`, but also for
+/// forms in sandboxed frames and on other sites: it passes only alongside
+/// `Sec-Fetch-Site: same-origin`, never on its own. Clients that send neither header are not
+/// browsers and are held to the CSRF token or a bearer token instead.
 pub fn same_origin(headers: &HeaderMap) -> Result<(), Rejection> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
-            return Err(Rejection::CrossOrigin);
-        }
-    }
-    let Some(origin) = headers.get("origin") else {
+    let site = match headers.get("sec-fetch-site") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(s @ ("same-origin" | "none")) => Some(s),
+            _ => return Err(Rejection::CrossOrigin),
+        },
+    };
+    let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
     let origin = origin.to_str().map_err(|_| Rejection::CrossOrigin)?;
+    if origin == "null" {
+        return match site {
+            Some("same-origin") => Ok(()),
+            _ => Err(Rejection::CrossOrigin),
+        };
+    }
     let host = headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
@@ -495,7 +523,11 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         ),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        // Not `no-referrer`: under it Chromium sends `Origin: null` on this site's own form
+        // posts, which the origin check cannot tell from a sandboxed or foreign form. With
+        // `same-origin`, this site's requests carry their real origin and other sites still
+        // learn nothing (not even that the link came from here).
+        ("referrer-policy", "same-origin"),
         ("cross-origin-opener-policy", "same-origin"),
         ("cross-origin-resource-policy", "same-origin"),
         ("cache-control", "no-store"),
@@ -666,27 +698,103 @@ mod tests {
         h
     }
 
+    // The header sets below are what Chromium 156 sent to a local echo server (Playwright,
+    // headless, `/usr/bin/chromium`), trimmed to the headers `same_origin` reads plus the
+    // `Sec-Fetch-*` siblings that came with them. `Host` is the server's; the attacker's page
+    // was served from `localhost:7878`, another site than `127.0.0.1:7878`.
+
+    const HOST_7878: (&str, &str) = ("host", "127.0.0.1:7878");
+
+    fn chromium(origin: &str, site: &str, dest: &str) -> HeaderMap {
+        headers(&[
+            HOST_7878,
+            ("origin", origin),
+            ("sec-fetch-site", site),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-user", "?1"),
+            ("sec-fetch-dest", dest),
+        ])
+    }
+
     #[test]
-    fn origin_must_be_this_server() {
-        let ok = headers(&[
-            ("host", "127.0.0.1:7878"),
+    fn a_form_on_this_site_passes_under_the_served_referrer_policy() {
+        // `Referrer-Policy: same-origin`: the real origin, and a referer.
+        let mut h = chromium("http://127.0.0.1:7878", "same-origin", "document");
+        h.append(
+            "referer",
+            HeaderValue::from_static("http://127.0.0.1:7878/approvals"),
+        );
+        assert!(same_origin(&h).is_ok());
+    }
+
+    #[test]
+    fn a_form_on_this_site_passes_even_under_no_referrer() {
+        // Under `no-referrer` Chromium says `Origin: null` for its own site's form; the
+        // unforgeable `Sec-Fetch-Site` vouches for it.
+        assert!(same_origin(&chromium("null", "same-origin", "document")).is_ok());
+    }
+
+    #[test]
+    fn a_script_fetch_from_this_site_passes() {
+        let h = headers(&[
+            HOST_7878,
             ("origin", "http://127.0.0.1:7878"),
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-mode", "cors"),
+            ("sec-fetch-dest", "empty"),
+        ]);
+        assert!(same_origin(&h).is_ok());
+    }
+
+    #[test]
+    fn a_form_on_another_site_is_refused() {
+        // What Chromium sent from `http://localhost:7878/evil`, under either referrer policy.
+        assert!(same_origin(&chromium("null", "cross-site", "document")).is_err());
+        // A form in a sandboxed frame on this very host.
+        assert!(same_origin(&chromium("null", "cross-site", "iframe")).is_err());
+        // Another site that still names itself.
+        assert!(same_origin(&chromium("http://evil.example", "cross-site", "document")).is_err());
+        // A sibling subdomain is still not this origin.
+        assert!(same_origin(&chromium("http://127.0.0.1:7878", "same-site", "document")).is_err());
+    }
+
+    #[test]
+    fn sec_fetch_site_and_origin_must_agree() {
+        assert!(
+            same_origin(&chromium("http://evil.example", "same-origin", "document")).is_err(),
+            "a foreign Origin is refused whatever Sec-Fetch-Site says"
+        );
+        assert!(
+            same_origin(&chromium("null", "none", "document")).is_err(),
+            "null passes only with same-origin"
+        );
+        assert!(same_origin(&chromium("http://127.0.0.1:7878", "none", "document")).is_ok());
+        assert!(same_origin(&headers(&[HOST_7878, ("sec-fetch-site", "bogus")])).is_err());
+    }
+
+    #[test]
+    fn without_sec_fetch_site_origin_must_be_this_server() {
+        // Chromium sends no `Sec-Fetch-*` to a plain-HTTP origin that is not loopback (a
+        // reverse proxy without TLS); other browsers may be older.
+        let ok = headers(&[
+            ("host", "review.internal:8080"),
+            ("origin", "http://review.internal:8080"),
         ]);
         assert!(same_origin(&ok).is_ok());
-        let evil = headers(&[
-            ("host", "127.0.0.1:7878"),
-            ("origin", "http://evil.example"),
-        ]);
-        assert!(same_origin(&evil).is_err());
-        let null = headers(&[("host", "127.0.0.1:7878"), ("origin", "null")]);
-        assert!(same_origin(&null).is_err());
-        let cross = headers(&[("host", "127.0.0.1:7878"), ("sec-fetch-site", "cross-site")]);
-        assert!(same_origin(&cross).is_err());
-        let sibling = headers(&[("sec-fetch-site", "same-site")]);
-        assert!(same_origin(&sibling).is_err());
+        let ok = headers(&[HOST_7878, ("origin", "HTTP://127.0.0.1:7878")]);
         assert!(
-            same_origin(&headers(&[("host", "x")])).is_ok(),
-            "non-browser client"
+            same_origin(&ok).is_ok(),
+            "origins compare case-insensitively"
+        );
+        let evil = headers(&[HOST_7878, ("origin", "http://evil.example")]);
+        assert!(same_origin(&evil).is_err());
+        let null = headers(&[HOST_7878, ("origin", "null")]);
+        assert!(same_origin(&null).is_err(), "null without Sec-Fetch-Site");
+        let no_host = headers(&[("origin", "http://127.0.0.1:7878")]);
+        assert!(same_origin(&no_host).is_err());
+        assert!(
+            same_origin(&headers(&[HOST_7878])).is_ok(),
+            "a non-browser client: held to the CSRF or bearer token instead"
         );
     }
 

@@ -20,7 +20,9 @@ use airlock_engine::RunControl;
 use airlock_review::{QueueControl, RequestStatus, WebApprover};
 use airlock_server::{router, ServerConfig, ServerState};
 use axum::body::Body;
-use axum::http::header::{ACCEPT, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::header::{
+    ACCEPT, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN, REFERER, SET_COOKIE,
+};
 use axum::http::{Request, Response, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
@@ -81,6 +83,18 @@ fn post_form(uri: &str) -> axum::http::request::Builder {
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
 }
 
+/// A form post as Chromium sends it from one of this site's pages (which are served with
+/// `Referrer-Policy: same-origin`): the real origin, the page as referer, `Sec-Fetch-*`.
+fn chromium_form(uri: &str, from_page: &str) -> axum::http::request::Builder {
+    post_form(uri)
+        .header(ORIGIN, SELF_ORIGIN)
+        .header(REFERER, format!("{SELF_ORIGIN}{from_page}"))
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-user", "?1")
+        .header("sec-fetch-dest", "document")
+}
+
 async fn send(app: &Router, req: Request<Body>) -> Response<Body> {
     app.clone().oneshot(req).await.unwrap()
 }
@@ -130,8 +144,7 @@ async fn login(app: &Router, name: &str) -> Browser {
     ]);
     let res = send(
         app,
-        post_form("/login")
-            .header(ORIGIN, SELF_ORIGIN)
+        chromium_form("/login", "/login?next=/runs")
             .header(COOKIE, format!("airlock_login={login_cookie}"))
             .body(Body::from(form))
             .unwrap(),
@@ -173,9 +186,7 @@ impl Browser {
     }
 
     fn post(&self, uri: &str, pairs: &[(&str, &str)]) -> Request<Body> {
-        post_form(uri)
-            .header(ORIGIN, SELF_ORIGIN)
-            .header("sec-fetch-site", "same-origin")
+        chromium_form(uri, "/approvals")
             .header(COOKIE, format!("airlock_session={}", self.cookie))
             .body(Body::from(encode(pairs)))
             .unwrap()
@@ -229,6 +240,20 @@ async fn unauthenticated_requests_are_sent_to_login_or_refused() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // The same post from a browser tab whose session ended gets a page that says so.
+    let res = send(
+        &app,
+        chromium_form("/approvals/apr-1", "/approvals")
+            .header(ACCEPT, "text/html,application/xhtml+xml")
+            .header(COOKIE, "airlock_session=ended")
+            .body(Body::from("decision=approve&run_id=x"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let page = text(res).await;
+    assert!(page.contains("you are not signed in"), "{page}");
+    assert!(page.contains("nothing was changed"), "{page}");
     // A forged session cookie is no session.
     let res = send(
         &app,
@@ -408,6 +433,10 @@ async fn a_cross_origin_post_is_refused_even_with_the_token() {
         (Some("null"), None),
         (None, Some("cross-site")),
         (Some(SELF_ORIGIN), Some("same-site")),
+        // What Chromium sends for a form on another site or in a sandboxed frame.
+        (Some("null"), Some("cross-site")),
+        (Some("null"), Some("none")),
+        (Some("http://evil.example"), Some("same-origin")),
     ] {
         let res = send(&app, from(origin, site)).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin:?} {site:?}");
@@ -415,6 +444,50 @@ async fn a_cross_origin_post_is_refused_even_with_the_token() {
     assert!(h.review.get(&id).unwrap().unwrap().is_open());
     let ok = send(&app, from(Some(SELF_ORIGIN), Some("same-origin"))).await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+}
+
+/// A page served with `Referrer-Policy: no-referrer` (an older build of this UI, a proxy that
+/// rewrites headers) makes Chromium send `Origin: null` on its own forms; `Sec-Fetch-Site`
+/// still vouches for them.
+#[tokio::test]
+async fn a_same_origin_form_with_origin_null_is_accepted() {
+    let h = home();
+    record_until_approval(&h.audit, RUN, "t");
+    let app = app(&h);
+    let _run = waiting_run(&h, Duration::from_secs(30));
+    let id = pending_id(&h).await;
+    let alice = login(&app, "alice").await;
+    let req = post_form(&format!("/approvals/{id}"))
+        .header(ORIGIN, "null")
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-user", "?1")
+        .header("sec-fetch-dest", "document")
+        .header(COOKIE, format!("airlock_session={}", alice.cookie))
+        .body(Body::from(encode(&[
+            ("csrf", &alice.csrf),
+            ("run_id", RUN),
+            ("decision", "approve"),
+        ])))
+        .unwrap();
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.review.get(&id).unwrap().unwrap().status,
+        RequestStatus::Approved
+    );
+}
+
+#[tokio::test]
+async fn pages_send_their_origin_only_to_this_site() {
+    let h = home();
+    let app = app(&h);
+    let alice = login(&app, "alice").await;
+    let login_page = send(&app, get("/login").body(Body::empty()).unwrap()).await;
+    let runs = send(&app, alice.get("/runs")).await;
+    for res in [login_page, runs] {
+        assert_eq!(res.headers()["referrer-policy"], "same-origin");
+    }
 }
 
 #[tokio::test]
