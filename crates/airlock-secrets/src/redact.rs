@@ -4,7 +4,8 @@
 //! It owns *what* counts as sensitive text; callers (engine, audit, provider adapters) decide
 //! *where* to apply it, and apply it to everything that leaves the host's memory.
 //!
-//! **Secret forms.** For each secret the redactor matches the value itself, its base64 (standard
+//! **Secret forms.** For each secret the redactor matches the value itself and its simple
+//! transforms (reversed, lower- and upper-cased), and for each of those its base64 (standard
 //! and URL-safe, padded or not, and at each of the three byte alignments it can take inside a
 //! longer base64 blob, as in `Authorization: Basic base64(user:pass)`) and its hex. Each of
 //! those forms is matched *through* one layer of escaping, character by character: every
@@ -382,12 +383,13 @@ impl Redactor {
                 short.push(Zeroizing::new(s.expose_str().to_string()));
                 continue;
             }
-            needles.push(Needle::new(
-                Zeroizing::new(s.expose_str().to_string()),
-                false,
-            ));
-            base64_forms(s.expose_bytes(), &mut needles);
-            hex_forms(s.expose_bytes(), &mut needles);
+            // The value and the simple transforms a page script applies before sending it
+            // somewhere (reversed, lower- or upper-cased), each also as base64 and hex.
+            for form in transforms(s.expose_str()) {
+                base64_forms(form.as_bytes(), &mut needles);
+                hex_forms(form.as_bytes(), &mut needles);
+                needles.push(Needle::new(form, false));
+            }
         }
         needles.sort_by(|a, b| (a.text.as_str(), a.padded).cmp(&(b.text.as_str(), b.padded)));
         needles.dedup_by(|a, b| a.text.as_str() == b.text.as_str() && a.padded == b.padded);
@@ -644,6 +646,24 @@ fn ceil_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
+/// A secret and its simple transforms: reversed, lower-case, upper-case, and reversed in
+/// each case, without duplicates. A reversed password in a page title or an upper-cased token
+/// in a query string is the same secret.
+fn transforms(value: &str) -> Vec<Zeroizing<String>> {
+    let reversed = Zeroizing::new(value.chars().rev().collect::<String>());
+    let mut out: Vec<Zeroizing<String>> = Vec::new();
+    for base in [Zeroizing::new(value.to_string()), reversed] {
+        let lower = Zeroizing::new(base.to_lowercase());
+        let upper = Zeroizing::new(base.to_uppercase());
+        for form in [base, lower, upper] {
+            if !out.iter().any(|o| o.as_str() == form.as_str()) {
+                out.push(form);
+            }
+        }
+    }
+    out
+}
+
 /// Base64 forms of `bytes`: the whole encoding (padding optional) and, for each of the three
 /// alignments inside a longer encoded blob, the run of characters that depends only on `bytes`.
 fn base64_forms(bytes: &[u8], out: &mut Vec<Needle>) {
@@ -890,6 +910,33 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    #[test]
+    fn reversed_and_case_folded_secrets_are_the_same_secret() {
+        let r = redactor(&["Hunter2-Rose"], &[]);
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let hex = |t: &str| t.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        for form in [
+            "esoR-2retnuH".to_string(),
+            "hunter2-rose".to_string(),
+            "HUNTER2-ROSE".to_string(),
+            "esor-2retnuh".to_string(),
+            b64("esoR-2retnuH"),
+            b64("hunter2-rose"),
+            hex("esoR-2retnuH"),
+            hex("HUNTER2-ROSE").to_uppercase(),
+            // Percent-encoded reversed, as in an image URL's query string.
+            "esoR%2D2retnuH".to_string(),
+        ] {
+            let text = format!("<title>{form}</title>");
+            assert!(r.contains_secret(&text), "{form}");
+            let (out, n) = r.redact_str(&text);
+            assert_eq!(n, 1, "{form}: {out}");
+            assert_eq!(out, format!("<title>{SECRET_MARKER}</title>"));
+        }
+        // A different word of the same letters is not the secret.
+        assert!(!r.contains_secret("Hunter2-Rosa"));
     }
 
     #[test]
