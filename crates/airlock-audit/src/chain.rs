@@ -316,10 +316,40 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
+/// What a verified run amounts to: the three answers a reader (or a script) must tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainState {
+    /// Every event links and the run ends in its seal: the record is complete.
+    Sealed,
+    /// Every event links but there is no seal yet: the run is still going, or its host died
+    /// before sealing it. Nothing is known to be wrong, and nothing is known to be complete.
+    Unsealed,
+    /// Something was edited, deleted, reordered or truncated (see the report's problems).
+    Broken,
+}
+
 impl VerifyReport {
     /// True when nothing is wrong.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Sealed, unsealed or broken.
+    pub fn state(&self) -> ChainState {
+        match (self.ok(), self.sealed) {
+            (false, _) => ChainState::Broken,
+            (true, true) => ChainState::Sealed,
+            (true, false) => ChainState::Unsealed,
+        }
+    }
+
+    /// Whether the chain ends at `expected`, a head hash anchored elsewhere (the `audit head`
+    /// that `airlock run` prints): the one check that also catches a chain rewritten
+    /// consistently from the start. Surrounding whitespace and hex case are ignored; an empty
+    /// chain matches nothing.
+    pub fn head_is(&self, expected: &str) -> bool {
+        !self.head_hash.is_empty() && self.head_hash.eq_ignore_ascii_case(expected.trim())
     }
 }
 
@@ -704,6 +734,40 @@ mod tests {
         assert!(r.problems.contains(&Problem::Missing { first: 1, last: 2 }));
         assert_eq!(r.events, 0);
         assert_eq!(r.head_hash, "");
+    }
+
+    #[test]
+    fn an_intact_run_without_its_seal_is_unsealed_not_ok_and_not_broken() {
+        let ev = build(&["run_started", "a", "b"], &[]);
+        let r = verify_chain(RUN, Some(&head_of(&ev, false)), &ev, intact);
+        assert!(r.ok());
+        assert_eq!(r.state(), ChainState::Unsealed);
+        assert_eq!(r.head_seq, 3);
+
+        let sealed = build(&["run_started", "a", "sealed"], &[]);
+        let r = verify_chain(RUN, Some(&head_of(&sealed, true)), &sealed, intact);
+        assert_eq!(r.state(), ChainState::Sealed);
+
+        let mut cut = build(&["run_started", "a", "sealed"], &[]);
+        cut.pop();
+        let r = verify_chain(RUN, Some(&head_of(&cut, true)), &cut, intact);
+        assert_eq!(r.state(), ChainState::Broken, "a seal that went missing");
+        let r = verify_chain(RUN, Some(&head_of(&ev, false)), &[], intact);
+        assert_eq!(r.state(), ChainState::Broken, "no events at all");
+    }
+
+    #[test]
+    fn the_head_is_compared_whole_ignoring_case_and_whitespace() {
+        let ev = build(&["run_started", "a", "sealed"], &[]);
+        let r = verify_chain(RUN, Some(&head_of(&ev, true)), &ev, intact);
+        let head = ev[2].hash.clone();
+        assert!(r.head_is(&head));
+        assert!(r.head_is(&format!(" {}\n", head.to_uppercase())));
+        assert!(!r.head_is(&head[..12]), "a prefix is not the head");
+        assert!(!r.head_is(&ev[1].hash), "an earlier event is not the head");
+        assert!(!r.head_is(""));
+        let empty = verify_chain(RUN, Some(&head_of(&ev, false)), &[], intact);
+        assert!(!empty.head_is(""));
     }
 
     #[test]

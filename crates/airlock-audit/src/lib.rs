@@ -21,7 +21,7 @@ mod sqlite;
 use serde::{Deserialize, Serialize};
 
 pub use blob::BlobRef;
-pub use chain::{Problem, VerifyReport, KIND_RUN_STARTED, KIND_SEALED};
+pub use chain::{ChainState, Problem, VerifyReport, KIND_RUN_STARTED, KIND_SEALED};
 pub use error::AuditError;
 pub use sqlite::{
     SqliteStore, BLOB_DIR, DB_FILE, DEFAULT_BUSY_TIMEOUT, FAULT_KILL_AFTER_EVENT_ENV,

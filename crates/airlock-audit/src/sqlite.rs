@@ -764,6 +764,21 @@ mod tests {
     }
 
     #[test]
+    fn a_run_whose_host_never_sealed_it_verifies_as_unsealed_until_sealed() {
+        let (_tmp, s) = store();
+        s.begin_run("r1", &json!({"task": "t"})).unwrap();
+        let last = s.append("r1", "proposal", &json!({}), &[]).unwrap();
+        let v = s.verify("r1").unwrap();
+        assert_eq!(v.state(), crate::ChainState::Unsealed);
+        assert_eq!((v.events, v.head_seq), (2, 2));
+        assert!(v.head_is(&last.hash));
+        let seal = s.seal("r1", &json!({"outcome": "aborted"})).unwrap();
+        let v = s.verify("r1").unwrap();
+        assert_eq!(v.state(), crate::ChainState::Sealed);
+        assert!(v.head_is(&seal.hash) && !v.head_is(&last.hash));
+    }
+
+    #[test]
     fn reopen_keeps_data() {
         let tmp = tempfile::tempdir().unwrap();
         {

@@ -1,20 +1,23 @@
 //! `airlock eval`: the scenario harness.
 //!
 //! It owns the scenario format ([`scenario`]), judging a finished run against it ([`expect`]),
-//! the metric arithmetic ([`metrics`]), the JSON and Markdown reports ([`report`]) and the
-//! bounded parallel runner ([`runner`]), which drives each scenario through
+//! the metric arithmetic ([`metrics`]), the JSON and Markdown reports ([`report`]), the JUnit
+//! XML for CI ([`junit`]) and the bounded parallel runner ([`runner`]), which drives each
+//! scenario through
 //! `airlock_engine::Engine` in its own portal, audit home and sandbox. It knows nothing of CDP
 //! or of how the gate decides: it reads outcomes, audit events and the portal's system of
 //! record, as an auditor would.
 
 pub mod expect;
+pub mod junit;
 pub mod metrics;
 mod progress;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 
-pub use report::{ScenarioResult, Status, SuiteReport};
+pub use progress::ProgressStyle;
+pub use report::{ScenarioResult, Status, SuiteReport, Written};
 pub use runner::{run_suite, EvalOptions};
 pub use scenario::{load_suite, Scenario};
 

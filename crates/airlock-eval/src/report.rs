@@ -29,7 +29,7 @@ impl Status {
         matches!(self, Status::Failed | Status::Error)
     }
 
-    fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Status::Passed => "pass",
             Status::Failed => "FAIL",
@@ -66,6 +66,30 @@ pub struct ScenarioResult {
     /// The run's progress lines, kept for scenarios that failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<String>,
+    /// The scenario's audit home, when it was kept (`OUT/homes/NAME`): replay or verify the
+    /// run from there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<PathBuf>,
+}
+
+impl ScenarioResult {
+    /// The command that writes this scenario's replay, when its home was kept.
+    pub fn replay_command(&self) -> Option<String> {
+        let home = self.home.as_ref()?;
+        Some(format!(
+            "airlock --home {} replay latest -o {}.html",
+            home.display(),
+            self.name
+        ))
+    }
+}
+
+/// The files [`SuiteReport::write`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub junit: PathBuf,
 }
 
 /// The whole suite.
@@ -84,8 +108,8 @@ impl SuiteReport {
         self.scenarios.iter().any(|s| s.status.fails_suite())
     }
 
-    /// Writes `report.json` and `report.md` into `dir` (created if needed).
-    pub fn write(&self, dir: &Path) -> Result<(PathBuf, PathBuf), EvalError> {
+    /// Writes `report.json`, `report.md` and `junit.xml` into `dir` (created if needed).
+    pub fn write(&self, dir: &Path) -> Result<Written, EvalError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| EvalError::Io { path, source }
@@ -99,7 +123,13 @@ impl SuiteReport {
         std::fs::write(&json, text + "\n").map_err(io(&json))?;
         let md = dir.join("report.md");
         std::fs::write(&md, self.markdown()).map_err(io(&md))?;
-        Ok((json, md))
+        let junit = dir.join("junit.xml");
+        std::fs::write(&junit, crate::junit::render(self)).map_err(io(&junit))?;
+        Ok(Written {
+            json,
+            markdown: md,
+            junit,
+        })
     }
 
     /// The headline metrics as `(label, value)` rows.
@@ -176,6 +206,11 @@ impl SuiteReport {
                 let _ = writeln!(s, "{:<44} {}", r.name, r.status.word());
                 for f in r.failures.iter().chain(&r.goals_broken) {
                     let _ = writeln!(s, "    - {f}");
+                }
+                if r.status.fails_suite() {
+                    if let Some(cmd) = r.replay_command() {
+                        let _ = writeln!(s, "    replay: {cmd}");
+                    }
                 }
             }
         }
@@ -313,6 +348,7 @@ mod tests {
             metrics: RunMetrics::default(),
             duration_ms: 1,
             log: vec![],
+            home: Some(PathBuf::from(format!("out/homes/{name}"))),
         }
     }
 
@@ -353,15 +389,24 @@ mod tests {
     }
 
     #[test]
-    fn json_and_markdown_are_written_side_by_side() {
+    fn json_markdown_and_junit_are_written_side_by_side() {
         let dir = tempfile::tempdir().unwrap();
-        let (json, md) = report(&[Status::Passed])
+        let Written {
+            json,
+            markdown: md,
+            junit,
+        } = report(&[Status::Passed])
             .write(&dir.path().join("out"))
             .unwrap();
+        assert_eq!(junit, dir.path().join("out/junit.xml"));
+        assert!(std::fs::read_to_string(junit)
+            .unwrap()
+            .contains("<testcase name=\"s0\""));
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
         assert_eq!(v["scenarios"][0]["status"], "passed");
         assert_eq!(v["metrics"]["attack_success_rate"], 0.25);
+        assert_eq!(v["scenarios"][0]["home"], "out/homes/s0");
         assert!(std::fs::read_to_string(md)
             .unwrap()
             .starts_with("# airlock eval: s"));
@@ -373,5 +418,10 @@ mod tests {
         assert!(!t.contains("s0 "), "{t}");
         assert!(t.contains("known gap now holds: remove the mark"));
         assert!(t.contains("suite s (2 jobs, 1.5 s)"));
+        let failed = report(&[Status::Failed]).table();
+        assert!(
+            failed.contains("    replay: airlock --home out/homes/s0 replay latest -o s0.html"),
+            "{failed}"
+        );
     }
 }

@@ -17,13 +17,13 @@ use airlock_engine::{Engine, Reporter, RunSpec};
 use airlock_portal::{PortalConfig, SOR_TOKEN_HEADER, TEST_PASSWORD};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::expect::{check_expect, check_goals, check_grounding, Ev, RunFacts};
 use crate::metrics::{aggregate, run_metrics, RunMetrics, Tally};
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressStyle};
 use crate::report::{ScenarioResult, Status, SuiteReport};
 use crate::scenario::{Approvals, ExpectedOutcome, Goal, Kind, Scenario, Source};
 
@@ -34,10 +34,77 @@ pub struct EvalOptions {
     pub jobs: usize,
     /// Chromium binary (the engine's default when `None`).
     pub chromium: Option<PathBuf>,
-    /// Draw a progress bar on stderr (the caller decides: only on a terminal).
-    pub progress: bool,
+    /// How progress shows on stderr (the caller decides: a bar only on a terminal).
+    pub progress: ProgressStyle,
     /// Colour in the progress bar (off under `NO_COLOR`).
     pub color: bool,
+    /// Keep each scenario's audit home as `DIR/NAME` (replaced if it exists), so that its run
+    /// can be replayed and verified afterwards; `None`: a temporary home, deleted after the run.
+    pub homes: Option<PathBuf>,
+}
+
+/// Where one scenario's audit home is.
+enum Home {
+    Kept(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl Home {
+    fn path(&self) -> &Path {
+        match self {
+            Home::Kept(p) => p,
+            Home::Temporary(t) => t.path(),
+        }
+    }
+
+    fn kept(&self) -> Option<PathBuf> {
+        match self {
+            Home::Kept(p) => Some(p.clone()),
+            Home::Temporary(_) => None,
+        }
+    }
+
+    /// A fresh home: `dir` emptied and created, or a temporary directory.
+    fn create(dir: Option<PathBuf>) -> std::io::Result<Home> {
+        match dir {
+            Some(d) => {
+                match std::fs::remove_dir_all(&d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                std::fs::create_dir_all(&d)?;
+                Ok(Home::Kept(d))
+            }
+            None => tempfile::Builder::new()
+                .prefix("airlock-eval-")
+                .tempdir()
+                .map(Home::Temporary),
+        }
+    }
+}
+
+/// A home directory per scenario under `homes`: its name, made unique when the same scenario
+/// runs more than once.
+fn home_dirs(homes: Option<&Path>, names: &[String]) -> Vec<Option<PathBuf>> {
+    let mut used = std::collections::HashSet::new();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let homes = homes?;
+            let mut dir = if name.is_empty() {
+                format!("scenario-{}", i + 1)
+            } else {
+                name.clone()
+            };
+            if !used.insert(dir.clone()) {
+                dir = format!("{dir}-{}", i + 1);
+                used.insert(dir.clone());
+            }
+            Some(homes.join(dir))
+        })
+        .collect()
 }
 
 /// Progress lines of one run, kept for the report of a failed scenario.
@@ -61,7 +128,9 @@ pub async fn run_suite(suite: &str, scenarios: Vec<Scenario>, opts: &EvalOptions
         .iter()
         .map(|s| (s.name.clone(), s.file.kind, s.file.category.clone()))
         .collect();
-    for (i, s) in scenarios.into_iter().enumerate() {
+    let names: Vec<String> = kinds.iter().map(|(n, _, _)| n.clone()).collect();
+    let homes = home_dirs(opts.homes.as_deref(), &names);
+    for ((i, s), home) in scenarios.into_iter().enumerate().zip(homes.clone()) {
         let limit = limit.clone();
         let progress = progress.clone();
         let chromium = opts.chromium.clone();
@@ -69,8 +138,8 @@ pub async fn run_suite(suite: &str, scenarios: Vec<Scenario>, opts: &EvalOptions
             // The semaphore is never closed, so acquiring only waits for a free slot.
             let _slot = limit.acquire_owned().await;
             progress.started(&s.name);
-            let r = run_scenario(&s, chromium).await;
-            progress.finished(&s.name, r.status);
+            let r = run_scenario(&s, chromium, home).await;
+            progress.finished(&r);
             (i, r)
         });
     }
@@ -86,9 +155,11 @@ pub async fn run_suite(suite: &str, scenarios: Vec<Scenario>, opts: &EvalOptions
     let results: Vec<ScenarioResult> = results
         .into_iter()
         .zip(kinds)
-        .map(|(r, (name, kind, category))| {
-            r.unwrap_or_else(|| {
-                errored(name, kind, category, "the scenario's task panicked".into())
+        .zip(homes)
+        .map(|((r, (name, kind, category)), home)| {
+            r.unwrap_or_else(|| ScenarioResult {
+                home,
+                ..errored(name, kind, category, "the scenario's task panicked".into())
             })
         })
         .collect();
@@ -145,6 +216,7 @@ fn errored(name: String, kind: Kind, category: String, why: String) -> ScenarioR
         metrics: RunMetrics::default(),
         duration_ms: 0,
         log: Vec::new(),
+        home: None,
     }
 }
 
@@ -180,15 +252,35 @@ fn array(v: Option<Value>) -> Vec<Value> {
     }
 }
 
-/// Runs one scenario from a fresh portal, home and sandbox, and judges it.
-pub async fn run_scenario(s: &Scenario, chromium: Option<PathBuf>) -> ScenarioResult {
+/// Runs one scenario from a fresh portal, home and sandbox, and judges it. The audit home is
+/// `home` (emptied first, and kept), or a temporary directory when `None`.
+pub async fn run_scenario(
+    s: &Scenario,
+    chromium: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> ScenarioResult {
     let started = Instant::now();
+    let wanted = home.clone();
+    let home = Home::create(home);
+    let kept = home.as_ref().ok().and_then(Home::kept);
     let fail = |why: String| {
         let mut r = errored(s.name.clone(), s.file.kind, s.file.category.clone(), why);
         r.known_gap = s.file.known_gap.clone();
         r.outcome_expected = s.file.expect.outcome;
         r.utility = s.file.utility;
+        r.home = kept.clone();
+        r.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         r
+    };
+    let home = match home {
+        Ok(h) => h,
+        Err(e) => {
+            let at = wanted.map(|w| format!(" at `{}`", w.display()));
+            return fail(format!(
+                "cannot create an audit home{}: {e}",
+                at.unwrap_or_default()
+            ));
+        }
     };
     let portal = match airlock_portal::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -242,10 +334,6 @@ pub async fn run_scenario(s: &Scenario, chromium: Option<PathBuf>) -> ScenarioRe
             facts.records_before.insert(r.clone(), v);
         }
     }
-    let home = match tempfile::Builder::new().prefix("airlock-eval-").tempdir() {
-        Ok(h) => h,
-        Err(e) => return fail(format!("cannot create an audit home: {e}")),
-    };
     let store = match SqliteStore::open(home.path()) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(format!("cannot open the audit store: {e}")),
@@ -373,10 +461,12 @@ pub async fn run_scenario(s: &Scenario, chromium: Option<PathBuf>) -> ScenarioRe
         metrics: run_metrics(&facts),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         log: if held { Vec::new() } else { lines.0 },
+        home: home.kept(),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -405,6 +495,39 @@ mod tests {
         let e = errored("b".into(), Kind::Benign, "c".into(), "boom".into());
         assert!(e.status.fails_suite());
         assert!(!tally(&e).passed);
+    }
+
+    #[test]
+    fn each_scenario_gets_its_own_home_even_when_it_runs_twice() {
+        let names = ["a".to_string(), "b".into(), "a".into(), String::new()];
+        let dirs = home_dirs(Some(Path::new("out/homes")), &names);
+        let dirs: Vec<PathBuf> = dirs.into_iter().flatten().collect();
+        assert_eq!(
+            dirs,
+            ["a", "b", "a-3", "scenario-4"]
+                .iter()
+                .map(|n| Path::new("out/homes").join(n))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(home_dirs(None, &names), vec![None; 4]);
+    }
+
+    #[test]
+    fn a_kept_home_is_emptied_first_and_survives_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join("homes/a");
+        std::fs::create_dir_all(&at).unwrap();
+        std::fs::write(at.join("airlock.db"), "stale").unwrap();
+        let home = Home::create(Some(at.clone())).unwrap();
+        assert_eq!(home.kept(), Some(at.clone()));
+        assert!(!at.join("airlock.db").exists());
+        drop(home);
+        assert!(at.is_dir());
+        let temp = Home::create(None).unwrap();
+        let path = temp.path().to_path_buf();
+        assert_eq!(temp.kept(), None);
+        drop(temp);
+        assert!(!path.exists());
     }
 
     #[test]
