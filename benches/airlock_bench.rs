@@ -476,8 +476,9 @@ async fn batch(scenario: &airlock_eval::Scenario, n: usize) -> (Duration, f64, f
     let opts = airlock_eval::EvalOptions {
         jobs: n,
         chromium: None,
-        progress: false,
+        progress: airlock_eval::ProgressStyle::Quiet,
         color: false,
+        homes: None,
     };
     let t0 = Instant::now();
     let report = airlock_eval::run_suite("bench", vec![scenario.clone(); n], &opts).await;

@@ -1,6 +1,9 @@
 //! `airlock`: the command line. Argument parsing and wiring only; the logic lives in the
 //! library crates so tests can call it without spawning processes.
 
+// Output goes through `console` (outln!/errln!), which survives a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use airlock_audit::{AuditStore, SqliteStore};
 use airlock_core::manifest::TaskManifest;
 use airlock_engine::approval::ApprovalMode;
@@ -16,6 +19,53 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The console. Every line for the user goes through here, never `println!`: a reader that
+/// went away (`airlock run … | head -2`, `audit show latest | head -1`) or a closed stderr
+/// is not an error and never a panic. The command goes on (a run still finishes and is
+/// sealed) and simply prints nothing more to that stream.
+mod console {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+    static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
+    pub fn out(args: std::fmt::Arguments<'_>, newline: bool) {
+        write(&mut std::io::stdout().lock(), &STDOUT_GONE, args, newline);
+    }
+
+    pub fn err(args: std::fmt::Arguments<'_>, newline: bool) {
+        write(&mut std::io::stderr().lock(), &STDERR_GONE, args, newline);
+    }
+
+    fn write(w: &mut dyn Write, gone: &AtomicBool, args: std::fmt::Arguments<'_>, nl: bool) {
+        if gone.load(Ordering::Relaxed) {
+            return;
+        }
+        let result = w
+            .write_fmt(args)
+            .and_then(|()| if nl { w.write_all(b"\n") } else { Ok(()) })
+            .and_then(|()| w.flush());
+        if result.is_err() {
+            gone.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+macro_rules! outln {
+    () => { console::out(format_args!(""), true) };
+    ($($arg:tt)*) => { console::out(format_args!($($arg)*), true) };
+}
+macro_rules! out {
+    ($($arg:tt)*) => { console::out(format_args!($($arg)*), false) };
+}
+macro_rules! errln {
+    ($($arg:tt)*) => { console::err(format_args!($($arg)*), true) };
+}
+macro_rules! err {
+    ($($arg:tt)*) => { console::err(format_args!($($arg)*), false) };
+}
+
 /// Documented exit codes (also in the README).
 mod exit {
     pub const OK: u8 = 0;
@@ -29,6 +79,9 @@ mod exit {
     pub const AUDIT_BROKEN: u8 = 8;
     /// `airlock eval`: a scenario's expectation failed (or it could not run).
     pub const EVAL_FAILED: u8 = 9;
+    /// `airlock audit verify`: no chain is broken, but a run is not sealed (still going, or its
+    /// host died: `airlock recover` seals it).
+    pub const AUDIT_UNSEALED: u8 = 10;
 }
 
 #[derive(Parser)]
@@ -41,7 +94,7 @@ Chromium, gating every action against the task manifest, pausing risky steps for
 recording a tamper-evident audit before anything executes, and verifying the result itself.",
     after_help = "Exit codes: 0 verified success, 1 error, 2 usage or manifest refused, 3 not verified, \
 4 approval denied, 5 budget exhausted, 6 model/transcript error, 7 sandbox error, 8 audit chain broken, \
-9 an eval scenario's expectation failed."
+9 an eval scenario's expectation failed, 10 audit chain intact but a run not sealed."
 )]
 struct Cli {
     /// State directory (SQLite audit `airlock.db` and `blobs/`).
@@ -71,8 +124,8 @@ enum Command {
     },
     /// Serve the review web UI and API: approval queue, live runs, stop, replay.
     Serve(ServeArgs),
-    /// The approval queue from the terminal (you act as an operator, recorded as
-    /// `terminal:$USER`, or `terminal:NAME` with --as).
+    /// The approval queue from the terminal (you act as an operator, recorded as your OS
+    /// account: `terminal:NAME@HOST (uid N)`).
     Approvals {
         #[command(subcommand)]
         command: ApprovalsCommand,
@@ -84,6 +137,8 @@ enum Command {
         /// Why (recorded in the audit).
         #[arg(long, default_value = "stopped by the operator")]
         reason: String,
+        /// Also record NAME beside your OS account (only if the operator set
+        /// AIRLOCK_ALLOW_TERMINAL_AS=1).
         #[arg(long = "as", value_name = "NAME")]
         as_name: Option<String>,
     },
@@ -99,8 +154,9 @@ enum Command {
         #[command(subcommand)]
         command: ReviewersCommand,
     },
-    /// Run a suite of scenarios (each in a fresh portal, audit home and sandbox), print the
-    /// metrics and write them as JSON and Markdown; exit 9 if any expectation failed.
+    /// Run a suite of scenarios (each in a fresh portal, audit home and sandbox), a line on
+    /// stderr as each finishes; print the metrics and write them as JSON, Markdown and JUnit
+    /// XML, keeping every scenario's audit home; exit 9 if any expectation failed.
     Eval(EvalArgs),
     /// Serve a task to an MCP client as a gated browser: one session is one run.
     Mcp(McpArgs),
@@ -113,7 +169,8 @@ struct EvalArgs {
     /// Scenarios run at the same time.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
-    /// Where report.json and report.md go (default: HOME/eval/SUITE).
+    /// Where report.json, report.md, junit.xml and each scenario's audit home (homes/NAME,
+    /// replaced on every eval) go (default: HOME/eval/SUITE).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Only scenarios whose name contains TEXT.
@@ -179,6 +236,7 @@ struct ServeArgs {
 enum ApprovalsCommand {
     /// List pending requests (with --all, recent decisions too).
     List {
+        /// Also list the 50 most recent decided, expired and cancelled requests.
         #[arg(long)]
         all: bool,
     },
@@ -189,16 +247,20 @@ enum ApprovalsCommand {
         /// Why (recorded in the audit).
         #[arg(long, default_value = "")]
         reason: String,
-        /// Record the decision as `terminal:NAME` instead of `terminal:$USER`.
+        /// Also record NAME beside your OS account (only if the operator set
+        /// AIRLOCK_ALLOW_TERMINAL_AS=1).
         #[arg(long = "as", value_name = "NAME")]
         as_name: Option<String>,
     },
     /// Deny a pending request.
     Deny {
+        /// Request id (`apr-…`, from `airlock approvals list`).
         id: String,
         /// Why (required; recorded in the audit and told to the run).
         #[arg(long)]
         reason: String,
+        /// Also record NAME beside your OS account (only if the operator set
+        /// AIRLOCK_ALLOW_TERMINAL_AS=1).
         #[arg(long = "as", value_name = "NAME")]
         as_name: Option<String>,
     },
@@ -208,17 +270,25 @@ enum ApprovalsCommand {
 enum RunsCommand {
     /// Ask a running run to stop before its next action.
     Stop {
+        /// A run id or `latest`.
         run: String,
+        /// Why (required; recorded in the audit).
         #[arg(long)]
         reason: String,
+        /// Also record NAME beside your OS account (only if the operator set
+        /// AIRLOCK_ALLOW_TERMINAL_AS=1).
         #[arg(long = "as", value_name = "NAME")]
         as_name: Option<String>,
     },
     /// Let a stopped, frozen run be torn down now.
     Release {
+        /// A run id or `latest`.
         run: String,
+        /// Why (recorded in the audit).
         #[arg(long, default_value = "")]
         reason: String,
+        /// Also record NAME beside your OS account (only if the operator set
+        /// AIRLOCK_ALLOW_TERMINAL_AS=1).
         #[arg(long = "as", value_name = "NAME")]
         as_name: Option<String>,
     },
@@ -238,6 +308,7 @@ enum ReviewersCommand {
     /// Add a reviewer. The password comes from AIRLOCK_REVIEWER_PASSWORD, else the first line
     /// of stdin.
     Add {
+        /// The reviewer's login name.
         name: String,
         /// viewer (sees), reviewer (also approves and denies), operator (also stops runs and
         /// manages reviewers).
@@ -247,15 +318,24 @@ enum ReviewersCommand {
     /// List reviewers.
     List,
     /// Remove a reviewer and their tokens.
-    Remove { name: String },
+    Remove {
+        /// The reviewer's login name.
+        name: String,
+    },
     /// Issue an API bearer token for a reviewer (printed once; only its hash is kept).
     Token {
+        /// The reviewer's login name.
         name: String,
+        /// A note to tell tokens apart (e.g. where it is used), shown on the web UI's
+        /// reviewers page.
         #[arg(long, default_value = "")]
         label: String,
     },
     /// Revoke an API token by its id (`tok-…`).
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (`tok-…`, printed when it was issued).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -267,7 +347,10 @@ enum PolicyCommand {
         schema: bool,
     },
     /// Validate a policy file against Airlock's schema (non-zero exit with line and reason).
-    Check { file: PathBuf },
+    Check {
+        /// The Cedar policy file to check.
+        file: PathBuf,
+    },
     /// Show which rules decided the actions of a recorded step.
     Explain {
         /// The task manifest the run used.
@@ -285,8 +368,9 @@ struct RunArgs {
     task: PathBuf,
     /// Who proposes actions: `anthropic:MODEL`, `openai:MODEL`, `gemini:MODEL`,
     /// `openai-compat:MODEL` (keys from ANTHROPIC_API_KEY / OPENAI_API_KEY / GEMINI_API_KEY,
-    /// base URLs from *_BASE_URL), or `scripted:FILE.jsonl` to replay a recorded transcript.
-    #[arg(long, default_value = "scripted")]
+    /// base URLs from *_BASE_URL), or `scripted:FILE.jsonl` to replay a recorded transcript
+    /// (checked whole before any browser starts; a faulty one exits 6 naming the line).
+    #[arg(long, value_name = "PROVIDER:ARG")]
     model: String,
     /// Force a vendor tool version (e.g. `computer_20251124`, `computer_use_preview`).
     #[arg(long)]
@@ -315,6 +399,10 @@ struct RunArgs {
     /// An operator Cedar policy file added to Airlock's defaults (repeatable).
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
+    /// Accept `--policy` rules that let high-risk actions (submits, destructive steps) run
+    /// without a human. Each such rule must also carry an `@reason("...")`; the audit records it.
+    #[arg(long)]
+    allow_unattended_high_risk: bool,
     /// Run the browser without namespaces (user, mount, PID, network). Recorded in the audit.
     /// Only for machines that cannot provide namespaces; the egress proxy then is the only
     /// network boundary.
@@ -336,10 +424,15 @@ enum Approvals {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute hash chains; non-zero exit on any edit, deletion, reordering or truncation.
+    /// Recompute hash chains: exit 8 on any edit, deletion, reordering or truncation (or a head
+    /// other than --expect-head), 10 when the chains are intact but a run is not sealed.
     Verify {
         /// A run id, `latest`, or nothing for every run in the home.
         run: Option<String>,
+        /// Fail (exit 8) unless the run's chain ends at HASH, the `audit head` that
+        /// `airlock run` printed and you kept elsewhere. Needs a RUN.
+        #[arg(long, value_name = "HASH", requires = "run")]
+        expect_head: Option<String>,
     },
     /// List runs, newest first.
     List,
@@ -381,9 +474,9 @@ struct Terminal {
 impl Reporter for Terminal {
     fn line(&mut self, text: &str) {
         if self.to_stderr {
-            eprintln!("{text}");
+            errln!("{text}");
         } else {
-            println!("{text}");
+            outln!("{text}");
         }
     }
 }
@@ -395,7 +488,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        // Colour only for a person at a terminal: never in a pipe, a file or CI logs.
+        .with_ansi(color_on_stderr())
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -403,20 +497,54 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("airlock: cannot start runtime: {e}");
+            errln!("airlock: cannot start runtime: {e}");
             return ExitCode::from(exit::ERROR);
         }
     };
     match rt.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("airlock: {e:#}");
+            errln!("airlock: {}", error_text(&e));
             ExitCode::from(
                 e.downcast_ref::<Usage>()
                     .map_or(exit::ERROR, |_| exit::USAGE),
             )
         }
     }
+}
+
+/// Whether stderr is a terminal that wants colour (`NO_COLOR` unset, `TERM` not `dumb`).
+fn color_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// Whether a person is at this run: a terminal on stdin or stderr, and not CI (`CI` set to
+/// anything but `false`/`0`). Decides the default freeze time of a stopped run.
+fn interactive() -> bool {
+    use std::io::IsTerminal;
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    !ci && (std::io::stdin().is_terminal() || std::io::stderr().is_terminal())
+}
+
+/// An error and its causes on one line, each said once: a library error that already quotes
+/// its source (`cannot listen on …: Address already in use (os error 98)`) is not followed by
+/// that source again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// An error that is the caller's to fix (exit 2).
@@ -481,12 +609,21 @@ fn review_error(e: ReviewError) -> anyhow::Error {
     }
 }
 
-/// The terminal acts as a trusted operator; the name on record is `terminal:$USER` or
-/// `terminal:NAME` (`--as NAME`).
+/// The terminal acts as a trusted operator, recorded as its OS account
+/// (`terminal:NAME@HOST (uid N)`, from the system, not `$USER`). `--as NAME` adds a name to
+/// that record, and only where the operator allows it (`AIRLOCK_ALLOW_TERMINAL_AS=1`).
 fn terminal(as_name: Option<&str>) -> anyhow::Result<Principal> {
+    let account = airlock_engine::account::OsAccount::current();
     match as_name {
-        Some(n) => Principal::terminal(n).map_err(|e| usage(e.to_string())),
-        None => Ok(Principal::terminal_from_env()),
+        None => Ok(Principal::terminal(&account)),
+        Some(_) if std::env::var(airlock_review::TERMINAL_AS_ENV).as_deref() != Ok("1") => {
+            Err(usage(format!(
+                "--as is not allowed here: decisions at the terminal are recorded as the OS \
+                 account ({account}); an operator can allow --as by setting {}=1",
+                airlock_review::TERMINAL_AS_ENV
+            )))
+        }
+        Some(n) => Principal::terminal_as(&account, n).map_err(|e| usage(e.to_string())),
     }
 }
 
@@ -512,7 +649,7 @@ fn approvals(home: &Path, command: ApprovalsCommand) -> anyhow::Result<u8> {
         let done = review
             .decide(id, None, &who, d, reason)
             .map_err(review_error)?;
-        println!("{}", done.line(now));
+        outln!("{}", done.line(now));
         Ok(exit::OK)
     };
     match command {
@@ -523,22 +660,22 @@ fn approvals(home: &Path, command: ApprovalsCommand) -> anyhow::Result<u8> {
                 review.pending()?
             };
             if list.is_empty() {
-                println!("no pending approval requests");
+                outln!("no pending approval requests");
             }
             for r in &list {
-                println!("{}", r.line(now));
+                outln!("{}", r.line(now));
                 if r.is_open() {
-                    println!("    task: {}", r.details.task);
-                    println!(
+                    outln!("    task: {}", r.details.task);
+                    outln!(
                         "    why:  {} [{}]",
                         r.details.reason,
                         r.details.rules.join(", ")
                     );
                     for (k, v) in &r.details.fields {
-                        println!("    field {k} = {v}");
+                        outln!("    field {k} = {v}");
                     }
                     for f in &r.details.findings {
-                        println!("    TAINT {f}");
+                        outln!("    TAINT {f}");
                     }
                 }
             }
@@ -575,16 +712,17 @@ fn runs(home: &Path, command: RunsCommand) -> anyhow::Result<u8> {
             let s = review
                 .request_stop(&run, &who, &reason)
                 .map_err(review_error)?;
-            println!(
+            outln!(
                 "stop requested for {run} by {}: {}",
-                s.requested_by, s.reason
+                s.requested_by,
+                s.reason
             );
         }
         RunsCommand::Release { reason, .. } => {
             let r = review
                 .request_release(&run, &who, &reason)
                 .map_err(review_error)?;
-            println!("release requested for {run} by {}", r.requested_by);
+            outln!("release requested for {run} by {}", r.requested_by);
         }
     }
     Ok(exit::OK)
@@ -607,7 +745,7 @@ fn replay(home: &Path, args: ReplayArgs) -> anyhow::Result<u8> {
         .output
         .unwrap_or_else(|| PathBuf::from(format!("airlock-replay-{id}.html")));
     std::fs::write(&out, html).with_context(|| format!("cannot write `{}`", out.display()))?;
-    println!("replay of {id} written to {}", out.display());
+    outln!("replay of {id} written to {}", out.display());
     Ok(exit::OK)
 }
 
@@ -619,30 +757,30 @@ fn reviewers(home: &Path, command: ReviewersCommand) -> anyhow::Result<u8> {
             review
                 .add_reviewer(&name, role, &password)
                 .map_err(review_error)?;
-            println!("reviewer `{name}` added with role {role}");
+            outln!("reviewer `{name}` added with role {role}");
         }
         ReviewersCommand::List => {
             for r in review.reviewers()? {
-                println!("{:<24} {:<9} {} token(s)", r.name, r.role, r.tokens);
+                outln!("{:<24} {:<9} {} token(s)", r.name, r.role, r.tokens);
             }
         }
         ReviewersCommand::Remove { name } => {
             review.remove_reviewer(&name).map_err(review_error)?;
-            println!("reviewer `{name}` removed");
+            outln!("reviewer `{name}` removed");
         }
         ReviewersCommand::Token { name, label } => {
             let (info, token) = review.issue_token(&name, &label).map_err(review_error)?;
-            eprintln!(
+            errln!(
                 "token {} for `{name}` (shown once; only its hash is kept):",
                 info.id
             );
-            println!("{token}");
+            outln!("{token}");
         }
         ReviewersCommand::Revoke { id } => {
             if !review.revoke_token(&id)? {
                 return Err(usage(format!("no token `{id}`")));
             }
-            println!("token `{id}` revoked");
+            outln!("token `{id}` revoked");
         }
     }
     Ok(exit::OK)
@@ -655,7 +793,7 @@ fn read_password() -> anyhow::Result<String> {
         return Ok(p);
     }
     if std::io::stdin().is_terminal() {
-        eprint!("password (echoed; set AIRLOCK_REVIEWER_PASSWORD to avoid): ");
+        err!("password (echoed; set AIRLOCK_REVIEWER_PASSWORD to avoid): ");
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
@@ -729,6 +867,15 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
     }
     let provider =
         airlock_providers::from_spec(&args.model, opts).map_err(|e| usage(e.to_string()))?;
+    // A transcript is checked whole before anything starts: a fault is the transcript's (exit 6).
+    if let airlock_providers::AnyProvider::Scripted(p) = &provider {
+        let secrets: Vec<&str> = manifest.secrets.keys().map(String::as_str).collect();
+        if let Err(e) = p.check(airlock_core::coords::Viewport::default(), &secrets) {
+            let file = args.model.split_once(':').map_or("", |(_, f)| f);
+            errln!("airlock: transcript `{file}` cannot be replayed (nothing was started): {e}");
+            return Ok(exit::MODEL);
+        }
+    }
     let recorder = args
         .record
         .as_ref()
@@ -744,7 +891,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             .ok(),
     };
     let mut approver = approver(args.approvals, review.as_ref(), args.approval_timeout)?;
-    let policies = load_policies(&args.policies)?;
+    let policies = load_policies(&args.policies, args.allow_unattended_high_risk)?;
     let store = open_store(home)?;
     // Every invocation first cleans up after runs whose host died.
     report_recoveries(
@@ -774,7 +921,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             if let Ok(mut s) = stop.0.lock() {
                 *s = Some(format!("signal:{which}"));
             }
-            eprintln!("airlock: {which} received; stopping the run after the current action");
+            errln!("airlock: {which} received; stopping the run after the current action");
         });
     }
     let mut reporter = Terminal {
@@ -798,6 +945,7 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
                 None => stop,
             }),
             policies,
+            interactive: interactive(),
             isolation: if args.insecure_no_sandbox {
                 airlock_sandbox::Isolation::InsecureHost
             } else {
@@ -813,9 +961,9 @@ async fn run(home: &Path, args: RunArgs) -> anyhow::Result<u8> {
             other => anyhow!(other),
         })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("audit head: {}", report.audit_head);
+        outln!("audit head: {}", report.audit_head);
     }
     Ok(exit_code(&report.outcome))
 }
@@ -846,7 +994,7 @@ fn approver(
         (Approvals::Web, Some(review)) => AnyApprover::Web(
             WebApprover::new(Arc::clone(review), Duration::from_secs(timeout_secs))
                 .with_notice(|q| {
-                    eprintln!(
+                    errln!(
                         "step {}: waiting for approval {} (airlock serve, or `airlock approvals approve {}`)",
                         q.step, q.id, q.id
                     )
@@ -865,17 +1013,34 @@ async fn eval(home: &Path, args: EvalArgs) -> anyhow::Result<u8> {
         .suite
         .file_name()
         .map_or_else(|| "suite".to_string(), |n| n.to_string_lossy().into_owned());
+    let out = args.out.unwrap_or_else(|| home.join("eval").join(&suite));
+    let homes = out.join("homes");
     let opts = airlock_eval::EvalOptions {
         jobs: args.jobs.max(1),
         chromium: args.chromium,
-        progress: std::io::stderr().is_terminal(),
+        // A line per finished scenario either way; the bar only on a terminal.
+        progress: if std::io::stderr().is_terminal() {
+            airlock_eval::ProgressStyle::Bar
+        } else {
+            airlock_eval::ProgressStyle::Lines
+        },
         color: std::env::var_os("NO_COLOR").is_none(),
+        homes: Some(homes.clone()),
     };
     let report = airlock_eval::run_suite(&suite, scenarios, &opts).await;
-    print!("{}", report.table());
-    let out = args.out.unwrap_or_else(|| home.join("eval").join(&suite));
-    let (json, md) = report.write(&out)?;
-    println!("report: {} and {}", json.display(), md.display());
+    out!("{}", report.table());
+    let written = report.write(&out)?;
+    outln!(
+        "report: {}, {} and {} (JUnit)",
+        written.json.display(),
+        written.markdown.display(),
+        written.junit.display()
+    );
+    outln!(
+        "audit homes: {}/NAME, one per scenario (replay one: airlock --home {}/NAME replay latest -o NAME.html)",
+        homes.display(),
+        homes.display()
+    );
     Ok(if report.failed() {
         exit::EVAL_FAILED
     } else {
@@ -883,8 +1048,13 @@ async fn eval(home: &Path, args: EvalArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// Reads `--policy` files and checks them against the schema (a bad file is a usage error).
-fn load_policies(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
+/// Reads `--policy` files and checks them against the schema (a bad file is a usage error). A
+/// rule that lets high-risk actions run without a human is refused unless it says why
+/// (`@reason`) and the operator acknowledged it (`--allow-unattended-high-risk`).
+fn load_policies(
+    files: &[PathBuf],
+    allow_unattended_high_risk: bool,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut policies = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f)
@@ -895,7 +1065,28 @@ fn load_policies(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
         .iter()
         .map(|(n, t)| (n.as_str(), t.as_str()))
         .collect();
-    airlock_policy::cedar::PolicyEngine::with_operator(&refs).map_err(|e| usage(e.to_string()))?;
+    let engine = airlock_policy::cedar::PolicyEngine::with_operator(&refs)
+        .map_err(|e| usage(e.to_string()))?;
+    if let Some(r) = engine
+        .unattended_high_risk()
+        .iter()
+        .find(|r| r.reason.is_empty())
+    {
+        return Err(usage(format!(
+            "{r} lets high-risk actions run without a human and gives no reason: add \
+             @reason(\"...\") to it (and pass --allow-unattended-high-risk), or require \
+             `context.tier != \"high\"`"
+        )));
+    }
+    if let Some(r) = engine.unattended_high_risk().first() {
+        if !allow_unattended_high_risk {
+            return Err(usage(format!(
+                "{r} lets high-risk actions run without a human ({}); pass \
+                 --allow-unattended-high-risk to accept that (the audit records it)",
+                r.reason
+            )));
+        }
+    }
     Ok(policies)
 }
 
@@ -955,7 +1146,7 @@ async fn mcp(home: &Path, args: McpArgs) -> anyhow::Result<u8> {
             .ok(),
     };
     approver(args.approvals, review.as_ref(), args.approval_timeout)?;
-    let policies = load_policies(&args.policies)?;
+    let policies = load_policies(&args.policies, false)?;
     let store = open_store(home)?;
     report_recoveries(
         home,
@@ -967,7 +1158,7 @@ async fn mcp(home: &Path, args: McpArgs) -> anyhow::Result<u8> {
             Ok(t) => airlock_mcp::BearerToken::given(&t).map_err(|e| usage(e.to_string()))?,
             Err(_) => {
                 let t = airlock_mcp::BearerToken::generate()?;
-                eprintln!(
+                errln!(
                     "airlock mcp: bearer token (set AIRLOCK_MCP_TOKEN to choose one): {}",
                     t.as_str()
                 );
@@ -1004,7 +1195,7 @@ async fn mcp(home: &Path, args: McpArgs) -> anyhow::Result<u8> {
                 token,
                 args.max_sessions,
                 |at| {
-                    eprintln!(
+                    errln!(
                         "airlock mcp: streamable HTTP on http://{at}{}",
                         airlock_mcp::http::PATH
                     )
@@ -1022,7 +1213,7 @@ async fn mcp(home: &Path, args: McpArgs) -> anyhow::Result<u8> {
             let end = airlock_mcp::serve_stdio(&launcher, interrupted()).await;
             match end.as_ref() {
                 Ok(report) => {
-                    eprintln!(
+                    errln!(
                         "airlock mcp: run {}: {}",
                         report.run_id,
                         report.outcome.summary()
@@ -1049,6 +1240,59 @@ fn resolve_run(store: &SqliteStore, run: &str) -> anyhow::Result<String> {
     Ok(run.to_string())
 }
 
+/// What `audit verify` says about one run, and its exit code: ok (0), unsealed (10), or
+/// broken, including a head other than the expected one (8).
+fn verify_lines(
+    id: &str,
+    report: &airlock_audit::VerifyReport,
+    expect_head: Option<&str>,
+) -> (Vec<String>, u8) {
+    use airlock_audit::ChainState;
+    let (mut lines, mut code) = match report.state() {
+        ChainState::Sealed => (
+            vec![format!(
+                "{id}: ok ({} events, sealed, head {})",
+                report.events, report.head_hash
+            )],
+            exit::OK,
+        ),
+        ChainState::Unsealed => (
+            vec![format!(
+                "{id}: unsealed (chain intact up to {} events, head {}; run still going or its \
+                 host died: run `airlock recover`)",
+                report.events, report.head_hash
+            )],
+            exit::AUDIT_UNSEALED,
+        ),
+        ChainState::Broken => {
+            let mut lines = vec![format!("{id}: BROKEN")];
+            lines.extend(report.problems.iter().map(|p| format!("  - {p}")));
+            (lines, exit::AUDIT_BROKEN)
+        }
+    };
+    match expect_head {
+        Some(want) if report.head_is(want) => {
+            lines.push(format!("  head is the expected {}", want.trim()));
+        }
+        Some(want) => {
+            lines.push(format!(
+                "{id}: HEAD DIFFERS: expected {}, but the chain ends at {} (event {}): this is \
+                 not the log that head was taken from (rewritten, truncated or extended since)",
+                want.trim(),
+                if report.head_hash.is_empty() {
+                    "nothing"
+                } else {
+                    report.head_hash.as_str()
+                },
+                report.head_seq
+            ));
+            code = exit::AUDIT_BROKEN;
+        }
+        None => {}
+    }
+    (lines, code)
+}
+
 fn audit(home: &Path, command: AuditCommand) -> anyhow::Result<u8> {
     if !home.join("airlock.db").exists() {
         bail!(Usage(format!(
@@ -1058,42 +1302,29 @@ fn audit(home: &Path, command: AuditCommand) -> anyhow::Result<u8> {
     }
     let store = open_store(home)?;
     match command {
-        AuditCommand::Verify { run } => {
+        AuditCommand::Verify { run, expect_head } => {
             let runs = match run {
                 Some(r) => vec![resolve_run(&store, &r)?],
                 None => store.runs()?.into_iter().map(|r| r.run_id).collect(),
             };
             if runs.is_empty() {
-                println!("no runs to verify");
+                outln!("no runs to verify");
                 return Ok(exit::OK);
             }
-            let mut broken = 0;
+            let mut code = exit::OK;
             for id in runs {
-                let report = store.verify(&id)?;
-                if report.ok() {
-                    println!(
-                        "{id}: ok ({} events, {}, head {})",
-                        report.events,
-                        if report.sealed {
-                            "sealed"
-                        } else {
-                            "NOT sealed"
-                        },
-                        report.head_hash
-                    );
-                } else {
-                    broken += 1;
-                    println!("{id}: BROKEN");
-                    for p in &report.problems {
-                        println!("  - {p}");
-                    }
+                let (lines, c) = verify_lines(&id, &store.verify(&id)?, expect_head.as_deref());
+                for l in lines {
+                    outln!("{l}");
                 }
+                // A broken chain outweighs an unsealed one, which outweighs ok.
+                code = match (code, c) {
+                    (exit::AUDIT_BROKEN, _) | (_, exit::AUDIT_BROKEN) => exit::AUDIT_BROKEN,
+                    (exit::AUDIT_UNSEALED, _) | (_, exit::AUDIT_UNSEALED) => exit::AUDIT_UNSEALED,
+                    _ => exit::OK,
+                };
             }
-            Ok(if broken == 0 {
-                exit::OK
-            } else {
-                exit::AUDIT_BROKEN
-            })
+            Ok(code)
         }
         AuditCommand::List => {
             for r in store.runs()? {
@@ -1106,14 +1337,14 @@ fn audit(home: &Path, command: AuditCommand) -> anyhow::Result<u8> {
                     .unwrap_or("-")
                     .to_string();
                 let task = r.task.get("task").and_then(|t| t.as_str()).unwrap_or("-");
-                println!("{}  {:<10} {:<18} {}", r.run_id, r.status, outcome, task);
+                outln!("{}  {:<10} {:<18} {}", r.run_id, r.status, outcome, task);
             }
             Ok(exit::OK)
         }
         AuditCommand::Show { run } => {
             let id = resolve_run(&store, &run)?;
             for e in store.events(&id)? {
-                println!("{}", serde_json::to_string(&e)?);
+                outln!("{}", serde_json::to_string(&e)?);
             }
             Ok(exit::OK)
         }
@@ -1133,11 +1364,11 @@ async fn portal(args: PortalArgs) -> anyhow::Result<u8> {
     )
     .await
     .context("cannot start the portal")?;
-    println!("portal listening on http://{}", handle.addr);
-    println!(
+    outln!("portal listening on http://{}", handle.addr);
+    outln!(
         "hosts: ci.example, incidents.example (send them as the Host header, or use this address as an HTTP proxy)"
     );
-    println!(
+    outln!(
         "system-of-record token ({}): {}",
         airlock_portal::SOR_TOKEN_HEADER,
         handle.sor_token
@@ -1151,7 +1382,7 @@ fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
     use airlock_policy::cedar::{PolicyEngine, DEFAULT_POLICIES, SCHEMA};
     match command {
         PolicyCommand::Defaults { schema } => {
-            print!("{}", if schema { SCHEMA } else { DEFAULT_POLICIES });
+            out!("{}", if schema { SCHEMA } else { DEFAULT_POLICIES });
             Ok(exit::OK)
         }
         PolicyCommand::Check { file } => {
@@ -1165,14 +1396,34 @@ fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
                         .values()
                         .filter(|r| r.source == name)
                         .collect();
-                    println!("{name}: ok, {} policies", ours.len());
+                    outln!("{name}: ok, {} policies", ours.len());
                     for r in ours {
-                        println!("  {} ({}): {}", r.id, r.effect, r.reason);
+                        outln!("  {} ({}): {}", r.id, r.effect, r.reason);
+                    }
+                    let repeated = engine.repeated_defaults().len();
+                    if repeated > 0 {
+                        outln!(
+                            "note: {repeated} policies repeat Airlock's built-in defaults word for word; \
+                             the defaults always apply, and an operator file adds to them"
+                        );
+                    }
+                    for r in engine.unattended_high_risk() {
+                        errln!(
+                            "warning: {r} lets high-risk actions (submit, destructive) run without \
+                             a human: it permits `unattended` without requiring \
+                             `context.tier != \"high\"`{}; `airlock run` refuses it unless the \
+                             rule has an @reason and --allow-unattended-high-risk is given",
+                            if r.reason.is_empty() {
+                                " and has no @reason".to_string()
+                            } else {
+                                format!(" (reason: {})", r.reason)
+                            }
+                        );
                     }
                     Ok(exit::OK)
                 }
                 Err(e) => {
-                    eprintln!("{e}");
+                    errln!("{e}");
                     Ok(exit::USAGE)
                 }
             }
@@ -1190,7 +1441,7 @@ fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
                 .map(|e| e.payload.clone())
                 .unwrap_or_default();
             if started.get("task").and_then(|t| t.as_str()) != Some(manifest.task.name.as_str()) {
-                eprintln!(
+                errln!(
                     "note: run {id} was not made from task `{}`",
                     manifest.task.name
                 );
@@ -1228,18 +1479,18 @@ fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
             for e in decisions {
                 let p = &e.payload;
                 let d = &p["decision"];
-                println!(
+                outln!(
                     "step {step} (event {}): {}",
                     e.seq,
                     p["summary"].as_str().unwrap_or("?")
                 );
-                println!(
+                outln!(
                     "  verdict: {} ({} risk, effect {})",
                     d["verdict"].as_str().unwrap_or("?"),
                     d["tier"].as_str().unwrap_or("?"),
                     d["effect"].as_str().unwrap_or("?")
                 );
-                println!("  reason:  {}", d["reason"].as_str().unwrap_or(""));
+                outln!("  reason:  {}", d["reason"].as_str().unwrap_or(""));
                 for rule in d["rules"]
                     .as_array()
                     .into_iter()
@@ -1248,12 +1499,12 @@ fn policy(home: &Path, command: PolicyCommand) -> anyhow::Result<u8> {
                 {
                     match engine.rules().get(rule) {
                         Some(r) => {
-                            println!("  rule {rule} ({}, {}): {}", r.effect, r.source, r.reason);
+                            outln!("  rule {rule} ({}, {}): {}", r.effect, r.source, r.reason);
                             for line in r.text.lines() {
-                                println!("      {line}");
+                                outln!("      {line}");
                             }
                         }
-                        None => println!("  rule {rule} (built-in classifier)"),
+                        None => outln!("  rule {rule} (built-in classifier)"),
                     }
                 }
             }
@@ -1273,7 +1524,7 @@ fn report_recoveries(home: &Path, rs: &[airlock_engine::Recovery]) {
             .ok()
     };
     for r in rs {
-        eprintln!(
+        errln!(
             "recovered {}: aborted (host crashed at step {}); {} processes killed, profile {}",
             r.run_id,
             r.last_step,
@@ -1285,13 +1536,13 @@ fn report_recoveries(home: &Path, rs: &[airlock_engine::Recovery]) {
             }
         );
         for u in &r.outcome_unknown {
-            eprintln!("  {u}");
+            errln!("  {u}");
         }
         if let Some(review) = &review {
             match review.cancel_orphaned(&r.run_id) {
                 Ok(ids) => {
                     for id in ids {
-                        eprintln!("  approval request {id} cancelled (the run was aborted)");
+                        errln!("  approval request {id} cancelled (the run was aborted)");
                     }
                 }
                 Err(e) => tracing::warn!("pending approvals of {} not cancelled: {e}", r.run_id),
@@ -1302,20 +1553,170 @@ fn report_recoveries(home: &Path, rs: &[airlock_engine::Recovery]) {
 
 async fn recover(home: &Path) -> anyhow::Result<u8> {
     if !home.join("airlock.db").exists() {
-        println!("no runs to recover");
+        outln!("no runs to recover");
         return Ok(exit::OK);
     }
     let store = open_store(home)?;
     let rs = airlock_engine::recover_orphans(store.as_ref(), &std::env::temp_dir()).await?;
     if rs.is_empty() {
-        println!("no orphaned runs");
+        outln!("no orphaned runs");
     }
     report_recoveries(home, &rs);
     for r in &rs {
-        println!(
+        outln!(
             "{}: aborted: host crashed at step {}",
-            r.run_id, r.last_step
+            r.run_id,
+            r.last_step
         );
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of `cmd` and its subcommands without help text, as `airlock sub --arg`.
+    fn undocumented(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        if cmd.get_about().is_none() && cmd.get_long_about().is_none() {
+            missing.push(format!("{path} (the command itself)"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_and_argument_has_help_text() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut missing = Vec::new();
+        undocumented(&cli, "airlock", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+        Cli::command().debug_assert();
+    }
+
+    /// A home with one run of three events, sealed or not; returns the run's head hash.
+    fn home_with_run(home: &Path, sealed: bool) -> String {
+        let store = SqliteStore::open(home).unwrap();
+        store
+            .begin_run("r1", &serde_json::json!({"task": "t"}))
+            .unwrap();
+        let last = store
+            .append("r1", "proposal", &serde_json::json!({}), &[])
+            .unwrap();
+        if sealed {
+            return store
+                .seal("r1", &serde_json::json!({"outcome": "succeeded"}))
+                .unwrap()
+                .hash;
+        }
+        last.hash
+    }
+
+    fn verify(home: &Path, run: Option<&str>, expect_head: Option<&str>) -> u8 {
+        audit(
+            home,
+            AuditCommand::Verify {
+                run: run.map(str::to_string),
+                expect_head: expect_head.map(str::to_string),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_unsealed_run_is_reported_as_unsealed_with_its_own_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = home_with_run(dir.path(), false);
+        assert_eq!(verify(dir.path(), Some("r1"), None), exit::AUDIT_UNSEALED);
+        assert_eq!(verify(dir.path(), None, None), exit::AUDIT_UNSEALED);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (lines, code) = verify_lines("r1", &store.verify("r1").unwrap(), None);
+        assert_eq!(code, exit::AUDIT_UNSEALED);
+        assert_eq!(
+            lines,
+            [format!(
+                "r1: unsealed (chain intact up to 2 events, head {head}; run still going or \
+                 its host died: run `airlock recover`)"
+            )]
+        );
+        // A broken run next to it outweighs it.
+        store
+            .begin_run("r2", &serde_json::json!({"task": "t"}))
+            .unwrap();
+        store.seal("r2", &serde_json::json!({})).unwrap();
+        let db = rusqlite::Connection::open(dir.path().join("airlock.db")).unwrap();
+        db.execute_batch(
+            "DROP TRIGGER IF EXISTS events_no_delete; DELETE FROM events WHERE run_id = 'r2' AND seq = 1;",
+        )
+        .unwrap();
+        assert_eq!(verify(dir.path(), None, None), exit::AUDIT_BROKEN);
+    }
+
+    #[test]
+    fn expect_head_fails_a_run_whose_head_differs_and_passes_the_right_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = home_with_run(dir.path(), true);
+        assert_eq!(verify(dir.path(), Some("r1"), None), exit::OK);
+        assert_eq!(verify(dir.path(), Some("latest"), Some(&head)), exit::OK);
+        let wrong = "0".repeat(64);
+        assert_eq!(
+            verify(dir.path(), Some("r1"), Some(&wrong)),
+            exit::AUDIT_BROKEN
+        );
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let report = store.verify("r1").unwrap();
+        let (lines, _) = verify_lines("r1", &report, Some(&wrong));
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!(
+                "r1: HEAD DIFFERS: expected {wrong}, but the chain ends at {head} (event 3): \
+                 this is not the log that head was taken from (rewritten, truncated or \
+                 extended since)"
+            )
+        );
+        let (lines, code) = verify_lines("r1", &report, Some(&head.to_uppercase()));
+        assert_eq!(code, exit::OK);
+        assert!(lines[0].starts_with("r1: ok (3 events, sealed, head "));
+
+        // Only with one RUN.
+        let e = Cli::try_parse_from(["airlock", "audit", "verify", "--expect-head", &head]);
+        assert!(e.is_err());
+        assert!(
+            Cli::try_parse_from(["airlock", "audit", "verify", "r1", "--expect-head", &head])
+                .is_ok()
+        );
+    }
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use super::error_text;
+
+    #[test]
+    fn an_os_error_is_printed_once() {
+        // What `airlock serve` on a busy port used to print twice.
+        let os = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let outer = std::io::Error::other(format!("cannot listen on `127.0.0.1:1`: {os}"));
+        let e = anyhow::Error::new(outer).context("cannot listen on `127.0.0.1:1`");
+        let t = error_text(&e);
+        assert_eq!(t.matches(&os.to_string()).count(), 1, "{t}");
+        let chained = anyhow::anyhow!("inner cause").context("outer");
+        assert_eq!(error_text(&chained), "outer: inner cause");
+    }
 }

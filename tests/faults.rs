@@ -668,10 +668,18 @@ async fn a_dialog_loop_is_dismissed_recorded_and_left_behind() {
         dialogs.iter().any(|d| d["payload"]["dialog_loop"] == true),
         "{dialogs:?}"
     );
-    // The loop did not hold the agent: the last navigation ran and was observed.
+    // The loop did not hold the agent: the wait for text that never appears is reported as
+    // failed (not as success), and the navigations on either side of it ran.
     let results = of_kind(&evs, "action_result");
+    let (waits, others): (Vec<&Value>, Vec<&Value>) = results.iter().copied().partition(|r| {
+        r["payload"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("condition never held"))
+    });
+    assert_eq!(waits.len(), 1, "{results:?}");
+    assert_eq!(waits[0]["payload"]["ok"], false, "{results:?}");
     assert!(
-        results.iter().all(|r| r["payload"]["ok"] == true),
+        others.iter().all(|r| r["payload"]["ok"] == true),
         "{results:?}"
     );
     let last_obs = of_kind(&evs, "observation").last().copied().unwrap();

@@ -67,6 +67,10 @@ impl Case {
     }
 
     fn client_with(&self, scenario: &str, approvals: &str, extra: &[&str]) -> Child {
+        self.client_on(scenario, Path::new(EXAMPLE_TASK), approvals, extra)
+    }
+
+    fn client_on(&self, scenario: &str, task: &Path, approvals: &str, extra: &[&str]) -> Child {
         Command::new(python())
             .arg(root().join("tests/mcp/client.py"))
             .arg(scenario)
@@ -74,7 +78,9 @@ impl Case {
             .arg(BIN)
             .arg("--home")
             .arg(self.home())
-            .args(["--task", EXAMPLE_TASK, "--approvals", approvals])
+            .arg("--task")
+            .arg(task)
+            .args(["--approvals", approvals])
             .arg("--cwd")
             .arg(root())
             .arg("--log")
@@ -98,6 +104,8 @@ impl Case {
             .arg(self.home())
             .args(args)
             .env("NO_COLOR", "1")
+            // The test plays a named reviewer (`--as`) at a terminal, which the operator allows.
+            .env("AIRLOCK_ALLOW_TERMINAL_AS", "1")
             .stdin(Stdio::null())
             .output()
             .expect("run airlock")
@@ -631,7 +639,7 @@ fn streamable_http_needs_the_bearer_token_and_stays_on_loopback() {
     );
     let evs = case.events();
     let tools = evs.iter().find(|e| e["event"] == "tools").expect("tools");
-    assert_eq!(tools["names"].as_array().map(Vec::len), Some(10));
+    assert_eq!(tools["names"].as_array().map(Vec::len), Some(15));
     let snap = &results(&evs, "browser_snapshot")[0];
     assert_eq!(snap["isError"], false, "{snap}");
     assert!(snap["text"]
@@ -678,4 +686,222 @@ fn streamable_http_needs_the_bearer_token_and_stays_on_loopback() {
         assert_audit_verifies(&case, r);
         assert_no_leftovers(r);
     }
+}
+
+/// A task on the lab's forms page, with one declared file; `extra` is appended (e.g. `[mcp]`).
+fn forms_task(case: &Case, extra: &str) -> PathBuf {
+    let report = case.dir.path().join("report.txt");
+    std::fs::write(
+        &report,
+        "Refund rounding traceback, attached by the host.\n",
+    )
+    .expect("file");
+    let task = format!(
+        r#"[task]
+name = "mcp-forms"
+goal = "Set the incident's priority and attach the report."
+start_url = "http://incidents.example/lab/forms"
+
+[scope]
+domains = ["incidents.example"]
+
+[hosts]
+"incidents.example" = "bundled-portal"
+
+[[effects]]
+host = "incidents.example"
+paths = ["/lab/*"]
+allow = ["read", "draft"]
+
+[[files]]
+id = "report"
+path = "{}"
+host = "incidents.example"
+input = "attachment"
+
+[budgets]
+max_steps = 40
+wall_clock_secs = 240
+step_timeout_secs = 10
+max_denials = 10
+
+[[acceptance]]
+kind = "text_present"
+text = "Priority set to"
+{extra}"#,
+        report.display()
+    );
+    let path = case.dir.path().join("forms-task.toml");
+    std::fs::write(&path, task).expect("task");
+    path
+}
+
+fn the<'a>(evs: &'a [Value], tool: &str, n: usize) -> &'a Value {
+    results(evs, tool)
+        .get(n)
+        .copied()
+        .unwrap_or_else(|| panic!("no result {n} of {tool}"))
+}
+
+fn said(v: &Value) -> &str {
+    v["text"].as_str().expect("text")
+}
+
+#[test]
+fn ide_agent_tools_choose_options_hover_upload_declared_files_and_an_off_scope_call_is_refused() {
+    let case = Case::new();
+    let task = forms_task(&case, "");
+    let client = case.client_on("forms", &task, "deny", &[]);
+    let out = wait(client, Duration::from_secs(240), &case);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        case.diagnostics()
+    );
+    let evs = case.events();
+    let d = case.diagnostics();
+    let names = evs.iter().find(|e| e["event"] == "tools").expect("tools")["names"].to_string();
+    for t in [
+        "browser_select_option",
+        "browser_hover",
+        "browser_file_upload",
+        "browser_tabs",
+        "browser_handle_dialog",
+    ] {
+        assert!(names.contains(t), "{t} missing: {names}");
+    }
+
+    // The snapshot leaves default states out.
+    let snap = said(the(&evs, "browser_snapshot", 0));
+    assert!(snap.contains("combobox \"Priority\""), "{snap}");
+    for default in ["invalid=false", "required=false", "disabled=false"] {
+        assert!(!snap.contains(default), "{default} in {snap}");
+    }
+
+    // select_option and typing into the list box choose an option, as the page's script sees.
+    let chose = the(&evs, "browser_select_option", 0);
+    assert_eq!(chose["isError"], false, "{chose}\n{d}");
+    assert!(said(chose).contains("Priority set to High (p1)"), "{chose}");
+    let typed = the(&evs, "browser_type", 0);
+    assert_eq!(typed["isError"], false, "{typed}\n{d}");
+    assert!(said(typed).contains("chose option 'Low'"), "{typed}");
+    assert!(said(typed).contains("Priority set to Low (p3)"), "{typed}");
+    let missing = the(&evs, "browser_select_option", 1);
+    assert_eq!(missing["isError"], true, "{missing}");
+    assert!(said(missing).contains("no option"), "{missing}");
+
+    // hover moves the mouse onto the element.
+    let hover = the(&evs, "browser_hover", 0);
+    assert_eq!(hover["isError"], false, "{hover}\n{d}");
+    assert!(
+        said(hover).contains("Menu open: Export, Archive"),
+        "{hover}"
+    );
+
+    // Only the declared file, chosen by the host, reaches the input.
+    let up = the(&evs, "browser_file_upload", 0);
+    assert_eq!(up["isError"], false, "{up}\n{d}");
+    assert!(
+        said(up).contains("Attached report.txt (49 bytes): Refund rounding traceback"),
+        "{up}"
+    );
+    let undeclared = the(&evs, "browser_file_upload", 1);
+    assert_eq!(undeclared["isError"], true, "{undeclared}");
+    assert!(
+        said(undeclared).contains("file `passwd` is not declared"),
+        "{undeclared}"
+    );
+    let by_path = the(&evs, "browser_file_upload", 2);
+    assert_eq!(by_path["isError"], true, "{by_path}");
+    assert!(
+        said(by_path).contains("`paths` are never accepted"),
+        "{by_path}"
+    );
+
+    // A wait whose condition never holds is an error that names it.
+    let waited = the(&evs, "browser_wait_for", 0);
+    assert_eq!(waited["isError"], true, "{waited}");
+    assert!(
+        said(waited).contains("condition never held: text 'This text never appears' present"),
+        "{waited}"
+    );
+
+    // Off scope: refused with the reason; the session goes on (the default for MCP).
+    let nav = the(&evs, "browser_navigate", 0);
+    assert_eq!(nav["isError"], true, "{nav}");
+    assert!(said(nav).contains("denied"), "{nav}");
+    assert!(nav["structured"].is_null(), "the run did not end: {nav}");
+
+    // One tab; no dialog is ever left open to accept.
+    let tabs = the(&evs, "browser_tabs", 0);
+    assert_eq!(tabs["isError"], false, "{tabs}");
+    assert!(said(tabs).contains("1 tab"), "{tabs}");
+    assert_eq!(the(&evs, "browser_tabs", 1)["isError"], true);
+    let dialog = the(&evs, "browser_handle_dialog", 0);
+    assert_eq!(dialog["isError"], true, "{dialog}");
+    assert!(said(dialog).contains("never accepts"), "{dialog}");
+
+    let after = the(&evs, "browser_snapshot", 2);
+    assert_eq!(after["isError"], false, "{after}");
+    let done = the(&evs, "done", 0);
+    assert_eq!(done["structured"]["outcome"], "succeeded", "{done}\n{d}");
+
+    // All of it gated and recorded: the violation too, without stopping the run.
+    let run_id = done["structured"]["run_id"].as_str().expect("run id");
+    assert_audit_verifies(&case, run_id);
+    assert_no_leftovers(run_id);
+    let audit = audit_events(&case, run_id);
+    let violation = audit
+        .iter()
+        .find(|e| e["kind"] == "violation")
+        .expect("violation recorded");
+    assert_eq!(violation["payload"]["stopped"], false, "{violation}");
+    let kinds: Vec<String> = audit
+        .iter()
+        .filter(|e| e["kind"] == "decision")
+        .filter_map(|e| e["payload"]["action"]["kind"].as_str().map(str::to_string))
+        .collect();
+    for k in ["select", "type", "hover", "upload", "wait", "navigate"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} decision: {kinds:?}");
+    }
+    let denied_upload = audit
+        .iter()
+        .find(|e| {
+            e["kind"] == "decision"
+                && e["payload"]["action"]["file"] == "passwd"
+                && e["payload"]["decision"]["verdict"] == "deny"
+        })
+        .expect("the undeclared upload was decided and denied");
+    assert!(denied_upload.to_string().contains("upload.undeclared_file"));
+}
+
+#[test]
+fn a_task_can_choose_that_an_mcp_session_stops_on_a_violation() {
+    let case = Case::new();
+    let task = forms_task(&case, "\n[mcp]\non_violation = \"stop\"\n");
+    let client = case.client_on("offscope", &task, "deny", &[]);
+    let out = wait(client, Duration::from_secs(180), &case);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        case.diagnostics()
+    );
+    let evs = case.events();
+    let nav = the(&evs, "browser_navigate", 0);
+    assert_eq!(nav["isError"], true, "{nav}");
+    assert_eq!(nav["structured"]["outcome"], "stopped", "{nav}");
+    assert!(said(nav).contains("severe violation"), "{nav}");
+    let after = the(&evs, "browser_snapshot", 1);
+    assert_eq!(after["isError"], true);
+    assert!(said(after).contains("has ended"), "{after}");
+    let run_id = nav["structured"]["run_id"].as_str().expect("run id");
+    assert_audit_verifies(&case, run_id);
+    let audit = audit_events(&case, run_id);
+    assert!(audit
+        .iter()
+        .any(|e| e["kind"] == "violation" && e["payload"]["stopped"] == true));
 }

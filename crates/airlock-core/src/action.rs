@@ -243,6 +243,9 @@ pub enum TypedText {
 pub enum WaitCondition {
     /// Document loaded, no `aria-busy="true"` element, and no DOM mutation for a short quiet period.
     Settled,
+    /// The whole timeout passes (a vendor's "wait N seconds", e.g. Anthropic's `wait`). The
+    /// page is still watched: a browser fault ends the wait early as a failure.
+    Elapsed,
     TextPresent {
         text: String,
     },
@@ -259,6 +262,7 @@ impl fmt::Display for WaitCondition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WaitCondition::Settled => f.write_str("page settled"),
+            WaitCondition::Elapsed => f.write_str("time elapsed"),
             WaitCondition::TextPresent { text } => write!(f, "text '{text}' present"),
             WaitCondition::ElementPresent { role, name } => write!(f, "{role} '{name}' present"),
             WaitCondition::UrlMatches { pattern } => write!(f, "URL matches `{pattern}`"),
@@ -306,6 +310,21 @@ pub enum Action {
         from: Point,
         to: Point,
     },
+    /// Moves the mouse onto an element (resolved like a click target), pressing nothing.
+    Hover {
+        target: Target,
+    },
+    /// Chooses the option of a list box (`<select>`) whose visible text or value is `value`.
+    Select {
+        target: Target,
+        value: String,
+    },
+    /// Puts a file the manifest declares (`[[files]]`, named by its id) into a file input. The
+    /// host chooses the file; the model never gives a path.
+    Upload {
+        target: Target,
+        file: String,
+    },
     Wait {
         condition: WaitCondition,
         timeout_ms: u64,
@@ -337,6 +356,9 @@ impl Action {
             Action::Scroll { .. } => "scroll",
             Action::MouseMove { .. } => "mouse_move",
             Action::Drag { .. } => "drag",
+            Action::Hover { .. } => "hover",
+            Action::Select { .. } => "select",
+            Action::Upload { .. } => "upload",
             Action::Wait { .. } => "wait",
             Action::Screenshot => "screenshot",
             Action::Back => "back",
@@ -350,6 +372,9 @@ impl Action {
         match self {
             Action::Click { target, .. } => Some(target),
             Action::Type { target, .. } => target.as_ref(),
+            Action::Hover { target }
+            | Action::Select { target, .. }
+            | Action::Upload { target, .. } => Some(target),
             _ => None,
         }
     }
@@ -425,6 +450,13 @@ impl fmt::Display for Action {
             }
             Action::MouseMove { to } => write!(f, "move mouse to {to}"),
             Action::Drag { from, to } => write!(f, "drag from {from} to {to}"),
+            Action::Hover { target } => write!(f, "hover over {target}"),
+            Action::Select { target, value } => {
+                write!(f, "choose option '{}' in {target}", truncate(value, 60))
+            }
+            Action::Upload { target, file } => {
+                write!(f, "upload declared file `{file}` into {target}")
+            }
             Action::Wait {
                 condition,
                 timeout_ms,

@@ -13,6 +13,18 @@ use std::collections::BTreeMap;
 pub enum ManifestError {
     #[error("manifest is not valid TOML: {0}")]
     Toml(String),
+    /// Valid TOML with a key the manifest does not have (a typo must not silently drop or widen
+    /// a restriction).
+    #[error("unknown key `{key}` in {table} (line {line}, column {column}){}", expected_suffix(.expected))]
+    UnknownKey {
+        key: String,
+        /// `[scope]`, `[[effects]]`, `[login].username_field`, or `the manifest's top level`.
+        table: String,
+        line: usize,
+        column: usize,
+        /// The keys that table has, as serde lists them (`` `domains` ``).
+        expected: String,
+    },
     #[error("{field}: {source}")]
     Url {
         field: String,
@@ -21,6 +33,116 @@ pub enum ManifestError {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+fn expected_suffix(expected: &str) -> String {
+    if expected.is_empty() {
+        String::new()
+    } else {
+        format!("; expected {expected}")
+    }
+}
+
+impl ManifestError {
+    /// A TOML error as the operator should read it: an unknown key named with its table and
+    /// line, anything else as the TOML parser says it.
+    fn from_toml(e: &toml::de::Error, text: &str) -> Self {
+        let unknown = e
+            .message()
+            .strip_prefix("unknown field `")
+            .and_then(|rest| {
+                let (key, after) = rest.split_once('`')?;
+                Some((key, after.trim_start_matches(',').trim()))
+            });
+        match (unknown, e.span()) {
+            (Some((key, expected)), Some(span)) => {
+                let (line, column, table) = locate_key(text, span.start);
+                ManifestError::UnknownKey {
+                    key: key.to_string(),
+                    table,
+                    line,
+                    column,
+                    expected: expected
+                        .strip_prefix("expected ")
+                        .unwrap_or(expected)
+                        .to_string(),
+                }
+            }
+            _ => ManifestError::Toml(e.to_string()),
+        }
+    }
+}
+
+/// Line and column (1-based) of byte `offset`, and the table the key there belongs to: the
+/// nearest `[header]` above it, refined by the key of an inline table on the same line.
+fn locate_key(text: &str, offset: usize) -> (usize, usize, String) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let prefix = before.get(line_start..).unwrap_or("");
+    let column = prefix.chars().count() + 1;
+    let header_of = |l: &str| -> Option<String> {
+        let t = l.trim();
+        let inner = t
+            .strip_prefix("[[")
+            .and_then(|r| r.split_once("]]"))
+            .map(|(h, _)| (h, true));
+        let inner = inner.or_else(|| {
+            t.strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .map(|(h, _)| (h, false))
+        });
+        inner.map(|(h, array)| {
+            let h = h.trim();
+            if array {
+                format!("[[{h}]]")
+            } else {
+                format!("[{h}]")
+            }
+        })
+    };
+    let this_line = text
+        .get(line_start..)
+        .and_then(|r| r.lines().next())
+        .unwrap_or("");
+    if this_line.trim_start().starts_with('[') {
+        // The unknown key is a table's name: it belongs to the table around it.
+        let name = header_of(this_line).unwrap_or_default();
+        let name = name.trim_matches(|c| c == '[' || c == ']');
+        return (
+            line,
+            column,
+            match name.rsplit_once('.') {
+                Some((parent, _)) => format!("[{parent}]"),
+                None => "the manifest's top level".to_string(),
+            },
+        );
+    }
+    let header = before
+        .get(..line_start)
+        .unwrap_or("")
+        .lines()
+        .rev()
+        .find_map(header_of);
+    // `username_field = { role = "textbox", nmae = "x" }`: the inline table's own key.
+    let inline = prefix
+        .split_once('{')
+        .and_then(|(k, _)| k.split_once('='))
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .or_else(|| {
+            prefix
+                .trim()
+                .strip_suffix('.')
+                .map(|k| k.trim().trim_matches('"').to_string())
+        })
+        .filter(|k| !k.is_empty());
+    let table = match (header, inline) {
+        (Some(h), Some(k)) => format!("{h}.{k}"),
+        (Some(h), None) => h,
+        (None, Some(k)) => format!("[{k}]"),
+        (None, None) => "the manifest's top level".to_string(),
+    };
+    (line, column, table)
 }
 
 /// The whole manifest.
@@ -56,6 +178,66 @@ pub struct TaskManifest {
     /// Extra redaction for retention policy (values of secrets are always redacted).
     #[serde(default)]
     pub redaction: RedactionSection,
+    /// Options for `airlock mcp` sessions of this task (`[mcp]`).
+    #[serde(default)]
+    pub mcp: McpSection,
+    /// Files the host may put into a page's file input (`[[files]]`); the model names one by
+    /// its id, never by a path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<DeclaredFile>,
+}
+
+/// `[mcp]`: how `airlock mcp` sessions of this task behave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpSection {
+    /// What a severe violation (a host outside the task, a secret out of its scope) does in an
+    /// MCP session: `refuse` (the default: the call is refused with the reason, the violation
+    /// recorded, and the session goes on, since IDE agents explore) or `stop` (stopped and
+    /// frozen, as `airlock run` does per `budgets.freeze_on_violation`).
+    #[serde(default)]
+    pub on_violation: OnViolation,
+}
+
+/// What a severe violation does to the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnViolation {
+    /// Refuse the action with the reason (recorded, counted as a denial) and go on.
+    #[default]
+    Refuse,
+    /// Stop the run and freeze it.
+    Stop,
+}
+
+/// `[[files]]`: one file the host may upload for the task, into one input on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredFile {
+    /// What the model calls it (`browser_file_upload {"file": ID}`).
+    pub id: String,
+    /// Where the host reads it (relative paths: from the working directory of `airlock`).
+    pub path: String,
+    /// The only host whose pages may receive it.
+    pub host: String,
+    /// The file input it goes into: a CSS selector, or a bare name (`input[type=file][name=…]`).
+    pub input: String,
+}
+
+impl DeclaredFile {
+    /// The declared input as a target the sandbox resolves to exactly one element.
+    pub fn input_target(&self) -> crate::Target {
+        let bare = !self.input.is_empty()
+            && self
+                .input
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if bare {
+            crate::Target::Css(format!("input[type=file][name=\"{}\"]", self.input))
+        } else {
+            crate::Target::Css(self.input.clone())
+        }
+    }
 }
 
 /// Where a secret comes from and where it may be used. Never holds the value itself.
@@ -184,6 +366,11 @@ fn all_paths() -> Vec<String> {
     vec!["/*".to_string()]
 }
 
+/// The freeze time of a stopped run started by a person at a terminal, when the manifest
+/// does not set `budgets.freeze_secs`: five minutes to look at the live browser in
+/// `airlock serve` before it is torn down (release it to end sooner).
+pub const INTERACTIVE_FREEZE_SECS: u64 = 300;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budgets {
@@ -202,9 +389,11 @@ pub struct Budgets {
     /// Executed actions allowed in any 60-second window.
     #[serde(default = "default_max_actions_per_minute")]
     pub max_actions_per_minute: u32,
-    /// How long a stopped run's browser is kept frozen for inspection before teardown.
-    #[serde(default)]
-    pub freeze_secs: u64,
+    /// How long a stopped run's browser is kept frozen for inspection before teardown. Unset:
+    /// [`INTERACTIVE_FREEZE_SECS`] when a person started the run at a terminal, 0 in CI and
+    /// other unattended runs (nobody is there to look).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_secs: Option<u64>,
     /// Stop and freeze the run the first time the agent proposes a severe violation (reaching
     /// a host outside the task, placing a secret out of its scope). On by default; a red-team
     /// harness that probes many attacks in one run turns it off and relies on the denials.
@@ -250,7 +439,7 @@ impl Default for Budgets {
             max_denials: default_max_denials(),
             max_invalid: default_max_invalid(),
             max_actions_per_minute: default_max_actions_per_minute(),
-            freeze_secs: 0,
+            freeze_secs: None,
             freeze_on_violation: true,
             max_tokens: None,
             max_cost_usd: None,
@@ -387,7 +576,7 @@ impl TaskManifest {
     /// Parses and structurally validates a manifest. Scope judgements are admission's job.
     pub fn from_toml(text: &str) -> Result<Self, ManifestError> {
         let m: TaskManifest =
-            toml::from_str(text).map_err(|e| ManifestError::Toml(e.to_string()))?;
+            toml::from_str(text).map_err(|e| ManifestError::from_toml(&e, text))?;
         m.check_structure()?;
         Ok(m)
     }
@@ -435,6 +624,23 @@ impl TaskManifest {
             if target != BUNDLED_PORTAL && target.parse::<std::net::SocketAddr>().is_err() {
                 return Err(ManifestError::Invalid(format!(
                     "hosts.`{host}`: `{target}` must be `{BUNDLED_PORTAL}` or an address like `127.0.0.1:8080`"
+                )));
+            }
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            HostName::parse(&f.host).map_err(|source| ManifestError::Url {
+                field: format!("files[{i}].host"),
+                source,
+            })?;
+            if f.id.trim().is_empty() || f.path.trim().is_empty() || f.input.trim().is_empty() {
+                return Err(ManifestError::Invalid(format!(
+                    "files[{i}]: `id`, `path` and `input` must not be empty"
+                )));
+            }
+            if self.files.iter().take(i).any(|g| g.id == f.id) {
+                return Err(ManifestError::Invalid(format!(
+                    "files[{i}]: id `{}` is declared twice",
+                    f.id
                 )));
             }
         }
@@ -589,6 +795,83 @@ text = "RUN-78432"
         let bad = MINIMAL.replace("[scope]", "[scope]\nallow_everything = true");
         let err = TaskManifest::from_toml(&bad).unwrap_err().to_string();
         assert!(err.contains("allow_everything"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_table_and_line() {
+        let shown = |text: &str| TaskManifest::from_toml(text).unwrap_err().to_string();
+        let bad = MINIMAL.replace("[scope]", "[scope]\nallow_everything = true");
+        assert_eq!(
+            shown(&bad),
+            "unknown key `allow_everything` in [scope] (line 7, column 1); expected `domains`"
+        );
+        let bad = MINIMAL.replace("allow = [\"read\"]", "allow = [\"read\"]\npath = [\"/x\"]");
+        let err = shown(&bad);
+        assert!(
+            err.starts_with("unknown key `path` in [[effects]] (line 11, column 1); expected"),
+            "{err}"
+        );
+        let bad = format!("{MINIMAL}[budgets]\nmax_step = 3\n");
+        let err = shown(&bad);
+        assert!(
+            err.starts_with("unknown key `max_step` in [budgets] (line 15,"),
+            "{err}"
+        );
+        let bad = format!("{MINIMAL}[sandbox]\nnet = true\n");
+        let err = shown(&bad);
+        assert!(
+            err.starts_with(
+                "unknown key `sandbox` in the manifest's top level (line 14, column 2)"
+            ),
+            "{err}"
+        );
+        let bad = format!("{MINIMAL}[portal.chaos]\nx = 1\n");
+        assert!(
+            shown(&bad).starts_with("unknown key `chaos` in [portal]"),
+            "{}",
+            shown(&bad)
+        );
+        let login = "[login]\nurl = \"http://ci.example/login\"\nusername_field = { role = \"textbox\", nmae = \"Username\" }\n";
+        let err = shown(&format!("{MINIMAL}{login}"));
+        assert!(
+            err.starts_with("unknown key `nmae` in [login].username_field (line 16,"),
+            "{err}"
+        );
+        // A file that is not TOML at all still says so.
+        assert!(shown("[task\n").starts_with("manifest is not valid TOML"));
+    }
+
+    #[test]
+    fn every_manifest_in_the_repository_parses() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut stack = vec![
+            root.join("examples"),
+            root.join("suites"),
+            root.join("tests"),
+        ];
+        let mut seen = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "toml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Task manifests are the TOML files with a `[task]` table.
+                if !text.lines().any(|l| l.trim() == "[task]") {
+                    continue;
+                }
+                if let Err(e) = TaskManifest::from_toml(&text) {
+                    panic!("{}: {e}", path.display());
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen > 3, "found only {seen} manifests");
     }
 
     #[test]

@@ -29,8 +29,20 @@ pub struct ApprovalRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum ApprovalOutcome {
-    Approved { by: String, reason: String },
-    Denied { by: String, reason: String },
+    Approved {
+        by: String,
+        reason: String,
+    },
+    Denied {
+        by: String,
+        reason: String,
+    },
+    /// Nobody decided: the run was stopped (Stop button, `airlock stop`, a signal) while the
+    /// request waited. Recorded as a stop by `by`, not as a denial.
+    Stopped {
+        by: String,
+        reason: String,
+    },
 }
 
 pub trait Approver: Send {
@@ -80,11 +92,12 @@ impl Approver for ApprovalMode {
     }
 }
 
+/// The OS account at the terminal (`terminal:NAME@HOST (uid N)`), never `$USER`.
 fn whoami() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .map(|u| format!("terminal:{u}"))
-        .unwrap_or_else(|_| "terminal".into())
+    format!(
+        "terminal:{}",
+        crate::account::OsAccount::current().principal_name()
+    )
 }
 
 fn prompt(req: &ApprovalRequest) -> ApprovalOutcome {

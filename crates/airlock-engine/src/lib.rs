@@ -14,10 +14,12 @@
     reason = "serde_json::Value indexing by key yields Null for missing keys; it does not panic"
 )]
 
+pub mod account;
 pub mod approval;
 pub mod faults;
 mod requests;
 pub mod sor;
+mod uploads;
 mod verify;
 
 use airlock_audit::{AuditError, AuditStore, BlobRef, EventRef};
@@ -156,6 +158,10 @@ pub struct RunSpec {
     /// Values for `env` secrets whose variable is unset (the bundled portal's test-only
     /// credentials). Real environment variables always win.
     pub secret_defaults: BTreeMap<String, String>,
+    /// A person started this run and is there to look at it (a terminal, not CI): a stopped
+    /// run is then frozen for [`airlock_core::manifest::INTERACTIVE_FREEZE_SECS`] unless the
+    /// manifest says otherwise.
+    pub interactive: bool,
 }
 
 impl RunSpec {
@@ -174,6 +180,7 @@ impl RunSpec {
             isolation: Isolation::Namespaces,
             policies: Vec::new(),
             secret_defaults: BTreeMap::new(),
+            interactive: false,
         }
     }
 
@@ -279,8 +286,21 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// The action in words a reviewer understands, with the element as the host resolved it.
-fn describe(action: &Action, el: Option<&ElementFacts>, scope: Option<&str>) -> String {
-    let on = scope.map(|s| format!(" on {s}")).unwrap_or_default();
+/// The action in plain words, saying where it is taken (`on` the page it acts on) and, when
+/// that is somewhere else, where its effect lands: a form on `/incidents/INC-2048` posts to
+/// `/incidents/INC-2048/notes`, a link on one page loads another.
+fn describe(
+    action: &Action,
+    el: Option<&ElementFacts>,
+    page: Option<&str>,
+    scope: Option<&str>,
+) -> String {
+    let on = match (page, scope) {
+        (Some(p), Some(s)) if p != s => format!(" on {p} (effect on {s})"),
+        (Some(p), _) => format!(" on {p}"),
+        (None, Some(s)) => format!(" (effect on {s})"),
+        (None, None) => String::new(),
+    };
     match (action, el) {
         (Action::Click { .. }, Some(el)) => {
             let name = if el.name.is_empty() {
@@ -491,7 +511,13 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         // inspection until released or its freeze time is up.
         if matches!(outcome, Outcome::Stopped { .. }) && live.sandbox.is_some() {
             let _ = self.observe(&mut live, steps, "frozen").await;
-            let ttl = Duration::from_secs(spec.manifest.budgets.freeze_secs);
+            let ttl = Duration::from_secs(spec.manifest.budgets.freeze_secs.unwrap_or(
+                if spec.interactive {
+                    airlock_core::manifest::INTERACTIVE_FREEZE_SECS
+                } else {
+                    0
+                },
+            ));
             self.audit.append(
                 &run_id,
                 "frozen",
@@ -663,12 +689,19 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                         json!({"step": step, "error": e.to_string(), "attempt": attempt}),
                         &[],
                     )?;
-                    if attempt >= MAX_ATTEMPTS {
+                    // Chromium answers "Not attached to an active page" while a navigation
+                    // swaps the page's renderer (an alert loop being left, a crashed renderer
+                    // being replaced); a moment later the page is there again. That is worth
+                    // a few more looks, backing off, before the sandbox is called failed.
+                    let limit = if renderer_swapping(&e) {
+                        OBSERVE_SWAP_ATTEMPTS
+                    } else {
+                        MAX_ATTEMPTS
+                    };
+                    if attempt >= limit {
                         return Ok(Err(e.to_string()));
                     }
-                    // Chromium answers "Not attached to an active page" while a navigation
-                    // swaps the page's renderer; a moment later the page is there again.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
                 }
             }
         };
@@ -748,6 +781,33 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         Ok(Ok(obs))
     }
 
+    /// The start page did not load (no such host, a 5xx, refused by the request layer). A 5xx
+    /// is loaded again like any read; if the page still is not there, the run ends with the
+    /// reason instead of handing the model an error page.
+    async fn start_page_failed(
+        &mut self,
+        live: &mut Live,
+        why: String,
+    ) -> Result<Option<Outcome>, DriveError> {
+        let mut notes = Vec::new();
+        if let Some(o) = self.after_step(live, 0, &mut notes).await? {
+            return Ok(Some(o));
+        }
+        let status = match live.sandbox.as_mut() {
+            Some(sb) => sb.document_status().await.map_or(0, |d| d.status),
+            None => 0,
+        };
+        if (1..500).contains(&status) {
+            return Ok(None);
+        }
+        self.reporter.line(&format!(
+            "start page: cannot load {why}; the run ends before the model is asked"
+        ));
+        Ok(Some(Outcome::SandboxFailed {
+            reason: format!("the start page could not be loaded: {why}"),
+        }))
+    }
+
     async fn drive(
         &mut self,
         spec: &RunSpec,
@@ -799,6 +859,25 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         cfg.step_timeout = step_timeout;
         cfg.isolation = spec.isolation;
         cfg.request_gate = Some(live.requests.clone());
+        cfg.files = m
+            .files
+            .iter()
+            .map(|f| (f.id.clone(), PathBuf::from(&f.path)))
+            .collect();
+        // An operator rule that lets high-risk actions run without a human is never silent.
+        for r in live.policy.unattended_high_risk().to_vec() {
+            self.reporter.line(&format!(
+                "WARNING: {r} lets high-risk actions run without a human: {}",
+                r.reason
+            ));
+            self.record(
+                live,
+                "unattended_high_risk",
+                json!({"rule": r.id, "source": r.source, "line": r.line, "reason": r.reason,
+                       "statement": "the operator's policy lets high-risk actions run without approval"}),
+                &[],
+            )?;
+        }
         if spec.isolation == Isolation::InsecureHost {
             self.reporter
                 .line("WARNING: --insecure-no-sandbox: the browser runs without namespaces");
@@ -854,6 +933,11 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         if let Some(sb) = live.sandbox.as_mut() {
             let note = sb.execute(&start, None).await;
             self.record(live, "host_navigate", json!({"url": m.task.start_url, "result": note.as_ref().map_err(|e| e.to_string()).ok(), "error": note.as_ref().err().map(|e| e.to_string())}), &[])?;
+            if let Err(e) = note {
+                if let Some(end) = self.start_page_failed(live, e.to_string()).await? {
+                    return Ok((End::Stopped(end), 0, baseline));
+                }
+            }
         }
         self.drain_egress(live)?;
         let mut first_feedback = Vec::new();
@@ -1100,6 +1184,13 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                         ApprovalOutcome::Denied { reason, .. } => {
                             declined = Some(reason);
                             break;
+                        }
+                        ApprovalOutcome::Stopped { by, reason } => {
+                            return Ok((
+                                End::Stopped(Outcome::Stopped { by, reason }),
+                                step,
+                                baseline,
+                            ));
                         }
                     }
                 }
@@ -1526,6 +1617,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 (TypedText::Literal(_), None) => {}
             }
         }
+        // Uploads: only a declared file, into its declared input, on its declared host.
+        if secret_denial.is_none() {
+            secret_denial = uploads::denial(action, m, &page_url, element.as_ref());
+        }
         let decision = match &resolved {
             _ if secret_denial.is_some() => {
                 let (rule, why) = secret_denial.clone().unwrap_or_default();
@@ -1585,7 +1680,8 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             );
         }
         let subject = element.as_ref().or(focused.as_ref());
-        let summary = describe(action, subject, decision.scope.as_deref());
+        let page = WebUrl::parse(&obs.url).ok().map(|u| u.scope());
+        let summary = describe(action, subject, page.as_deref(), decision.scope.as_deref());
         // WRITE-AHEAD: the decision is durable before anything can execute.
         let receipt = self.record(
             live,
@@ -1608,21 +1704,38 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         );
         let authorized = match decision.verdict {
             Verdict::Deny => {
+                // The deciding rules, not the classifier's findings, so a refusal says which rule.
+                let by: Vec<&str> = decision
+                    .rules
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|r| !r.starts_with("builtin.risk."))
+                    .collect();
                 self.reporter.line(&format!(
-                    "step {step}: {summary} → DENIED: {}",
+                    "step {step}: {summary} → DENIED{}: {}",
+                    if by.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" by {}", by.join(", "))
+                    },
                     decision.reason
                 ));
-                if let Some(kind) =
-                    severe_violation(&decision).filter(|_| m.budgets.freeze_on_violation)
-                {
+                if let Some(kind) = severe_violation(&decision) {
                     // The agent itself tried to reach outside the task or to place a secret
-                    // where it does not belong: the run is stopped and frozen, not argued with.
+                    // where it does not belong: recorded as a violation either way; the run is
+                    // stopped and frozen unless the operator chose refusing (`[mcp]
+                    // on_violation`, `budgets.freeze_on_violation`).
+                    let stops = m.budgets.freeze_on_violation;
                     self.record(
                         live,
                         "violation",
-                        json!({"step": step, "index": index, "kind": kind, "rules": decision.rules, "reason": decision.reason}),
+                        json!({"step": step, "index": index, "kind": kind, "rules": decision.rules, "reason": decision.reason, "stopped": stops}),
                         &[],
                     )?;
+                }
+                if let Some(kind) =
+                    severe_violation(&decision).filter(|_| m.budgets.freeze_on_violation)
+                {
                     self.reporter.line(&format!(
                         "step {step}: severe violation ({kind}): the run is stopped and frozen"
                     ));
@@ -1667,6 +1780,12 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                             by,
                             reason,
                         }));
+                    }
+                    ApprovalOutcome::Stopped { by, reason } => {
+                        self.reporter.line(&format!(
+                            "step {step}: {summary} → needs approval: STOPPED by {by} while waiting"
+                        ));
+                        return Ok(ActionEnd::Stop(Outcome::Stopped { by, reason }));
                     }
                     ApprovalOutcome::Approved { by, .. } => {
                         self.reporter.line(&format!(
@@ -1926,6 +2045,21 @@ fn is_idempotent(action: &Action, d: &Decision) -> bool {
 /// A refusal (interception blocked the load) is never transient: trying again would only ask
 /// again. A server that answered 5xx is not retried here: `faults::retry_server_error` is the
 /// one place that reloads such a page (at most twice), whoever loaded it.
+/// Looks at a page whose renderer is being swapped: 0.3 + 0.6 + … + 1.8 s, about 6 s in all.
+const OBSERVE_SWAP_ATTEMPTS: u32 = 7;
+
+/// Whether CDP said the page's renderer is not there right now (it is being replaced).
+fn renderer_swapping(e: &airlock_sandbox::SandboxError) -> bool {
+    let text = e.to_string();
+    [
+        "Not attached to an active page",
+        "No target with given id",
+        "Target closed",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
 fn is_transient(e: &airlock_sandbox::SandboxError) -> bool {
     use airlock_sandbox::SandboxError as E;
     match e {
@@ -2131,7 +2265,34 @@ mod tests {
         };
         let v = action_for_audit(&a, Some(&el));
         assert!(!v.to_string().contains("hunter2"));
-        assert!(!describe(&a, Some(&el), None).contains("hunter2"));
+        assert!(!describe(&a, Some(&el), None, None).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_step_says_where_it_is_taken_and_where_its_effect_lands() {
+        let el = ElementFacts {
+            role: "button".into(),
+            name: "Submit note".into(),
+            ..Default::default()
+        };
+        let click = Action::Click {
+            target: airlock_core::Target::Point(airlock_core::Point { x: 1.0, y: 2.0 }),
+            button: airlock_core::MouseButton::Left,
+            count: 1,
+            modifiers: Default::default(),
+        };
+        let page = "incidents.example/incidents/INC-2048";
+        let notes = "incidents.example/incidents/INC-2048/notes";
+        assert_eq!(
+            describe(&click, Some(&el), Some(page), Some(notes)),
+            "Click button 'Submit note' on incidents.example/incidents/INC-2048 \
+             (effect on incidents.example/incidents/INC-2048/notes)"
+        );
+        // Where the effect is the page itself, it is said once.
+        assert_eq!(
+            describe(&click, Some(&el), Some(page), Some(page)),
+            "Click button 'Submit note' on incidents.example/incidents/INC-2048"
+        );
     }
 
     #[test]

@@ -249,6 +249,10 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
                         false,
                         format!("held for review and refused by {by}: {reason}"),
                     ),
+                    ApprovalOutcome::Stopped { by, reason } => (
+                        false,
+                        format!("held for review; the run was stopped by {by}: {reason}"),
+                    ),
                 };
                 let settled = match live.sandbox.as_mut() {
                     Some(sb) => sb.release(&h, allow, &why).await.map_err(|e| e.to_string()),
@@ -283,6 +287,15 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
                         ));
                         if review.stop.is_none() {
                             review.stop = Some(Outcome::ApprovalDenied { step, by, reason });
+                        }
+                    }
+                    ApprovalOutcome::Stopped { by, reason } => {
+                        review.notes.push(format!(
+                            "the page tried to send {} {scope}; Airlock held it and the run was stopped by {by}",
+                            h.method
+                        ));
+                        if review.stop.is_none() {
+                            review.stop = Some(Outcome::Stopped { by, reason });
                         }
                     }
                 }

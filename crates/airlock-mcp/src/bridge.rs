@@ -139,6 +139,13 @@ fn check_points(actions: &[Action], vp: Viewport) -> Result<(), String> {
                 target: Some(Target::Point(p)),
                 ..
             }
+            | Action::Hover {
+                target: Target::Point(p),
+            }
+            | Action::Select {
+                target: Target::Point(p),
+                ..
+            }
             | Action::Scroll { at: Some(p), .. } => Some(p),
             _ => None,
         };

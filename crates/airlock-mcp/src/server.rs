@@ -11,6 +11,7 @@
 use crate::bridge::{self, Call, StepOutcome, View};
 use crate::tools::{self, Request, TaskBrief, ToolArgError};
 use airlock_audit::AuditStore;
+use airlock_core::manifest::{DeclaredFile, OnViolation};
 use airlock_core::Action;
 use airlock_engine::approval::Approver;
 use airlock_engine::{Engine, EngineError, Outcome, Reporter, RunReport, RunSpec};
@@ -54,6 +55,7 @@ impl<A: Approver + Send + 'static> Launcher<A> {
         template: RunSpec,
         approver: impl Fn() -> A + Send + Sync + 'static,
     ) -> Launcher<A> {
+        let template = session_template(template);
         let brief = TaskBrief::from_manifest(&template.manifest);
         Launcher {
             audit,
@@ -112,6 +114,7 @@ impl<A: Approver + Send + 'static> Launcher<A> {
                 gone: Arc::clone(&gone),
                 tools: tools::list(&self.brief),
                 instructions: self.brief.full.clone(),
+                files: self.template.manifest.files.clone(),
             }),
         };
         Session {
@@ -152,6 +155,15 @@ impl<A: Approver + Send + 'static> Launcher<A> {
     }
 }
 
+/// The run an MCP session gets: a severe violation is refused with the reason and the session
+/// goes on, unless the task says `[mcp] on_violation = "stop"` (IDE agents explore; `airlock
+/// run` keeps stopping). The engine records the violation either way, and the audit's manifest
+/// shows the `budgets.freeze_on_violation` the run really had.
+fn session_template(mut t: RunSpec) -> RunSpec {
+    t.manifest.budgets.freeze_on_violation = t.manifest.mcp.on_violation == OnViolation::Stop;
+    t
+}
+
 /// A fresh spec from the template, for one more run.
 fn respec(t: &RunSpec) -> RunSpec {
     RunSpec {
@@ -166,6 +178,7 @@ fn respec(t: &RunSpec) -> RunSpec {
         isolation: t.isolation,
         policies: t.policies.clone(),
         secret_defaults: t.secret_defaults.clone(),
+        interactive: t.interactive,
     }
 }
 
@@ -234,6 +247,7 @@ struct Shared {
     gone: Arc<watch::Sender<bool>>,
     tools: Vec<Tool>,
     instructions: String,
+    files: Vec<DeclaredFile>,
 }
 
 impl Drop for Shared {
@@ -274,7 +288,7 @@ impl AirlockMcp {
         args: JsonObject,
         progress: Progress,
     ) -> Result<CallToolResult, ErrorData> {
-        let parsed = tools::parse(name, &args);
+        let parsed = tools::parse_for(name, &args, &self.shared.files);
         if let Err(ToolArgError::UnknownTool(_)) = &parsed {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool `{name}`"),
@@ -293,6 +307,11 @@ impl AirlockMcp {
                 Some(v) => screenshot_result(&v),
                 None => ended(&self.wait_end().await),
             }),
+            Ok(Request::Tabs { select }) => Ok(match self.latest_view().await {
+                Some(v) => tabs_result(&v, select),
+                None => ended(&self.wait_end().await),
+            }),
+            Ok(Request::Dialog { accept }) => Ok(dialog_result(accept)),
             Ok(Request::Act(actions)) => Ok(self.act(name, args, Ok(actions), progress).await),
             Err(e) => Ok(self.act(name, args, Err(e.to_string()), progress).await),
         }
@@ -439,6 +458,44 @@ pub(crate) fn snapshot_result(v: &View) -> CallToolResult {
         v.untrusted_page()
     ));
     text_result(text, false)
+}
+
+/// The run's one tab (Airlock closes popups as they open). Its title and address are page
+/// content, so they are inside the untrusted marking.
+pub(crate) fn tabs_result(v: &View, select: Option<u64>) -> CallToolResult {
+    let o = &v.observation;
+    let tab = airlock_core::Observation {
+        url: o.url.clone(),
+        snapshot: format!("- 0: (current) [{}]({})", o.title, o.url),
+        ..Default::default()
+    };
+    let list = format!(
+        "The run has 1 tab (Airlock closes popups and new windows as they open):\n{}",
+        tab.untrusted_snapshot()
+    );
+    match select {
+        None | Some(0) => text_result(list, false),
+        Some(i) => text_result(
+            format!("there is no tab {i}: only tab 0 exists\n{list}"),
+            true,
+        ),
+    }
+}
+
+/// Airlock answers every dialog itself as it opens (see `airlock_sandbox`), so none is ever
+/// open for a client to answer: dismissing states what happened, accepting is refused.
+pub(crate) fn dialog_result(accept: bool) -> CallToolResult {
+    const WHAT: &str = "Airlock answers every JavaScript dialog itself the moment it opens: \
+        alerts, confirms and prompts are dismissed (confirm() returned false, prompt() returned \
+        null) and a leave-page question is answered \"leave\"; no dialog is open now.";
+    if accept {
+        text_result(
+            format!("refused: Airlock never accepts a page's dialog. {WHAT}"),
+            true,
+        )
+    } else {
+        text_result(format!("dismissed. {WHAT}"), false)
+    }
 }
 
 pub(crate) fn screenshot_result(v: &View) -> CallToolResult {
@@ -590,6 +647,52 @@ mod tests {
             "{t}"
         );
         assert_eq!(t.matches("</airlock-report>").count(), 1, "{t}");
+    }
+
+    #[test]
+    fn a_session_refuses_violations_unless_the_task_says_stop() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/ci-incident/task.toml"
+        ))
+        .unwrap_or_default();
+        let parse = |extra: &str| {
+            airlock_core::TaskManifest::from_toml(&format!("{text}\n{extra}"))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let plain = parse("");
+        assert!(plain.budgets.freeze_on_violation, "airlock run stops");
+        let spec = session_template(RunSpec::new(plain, "mcp"));
+        assert!(!spec.manifest.budgets.freeze_on_violation);
+        let stop = parse("[mcp]\non_violation = \"stop\"\n");
+        assert!(
+            session_template(RunSpec::new(stop, "mcp"))
+                .manifest
+                .budgets
+                .freeze_on_violation
+        );
+        assert!(airlock_core::TaskManifest::from_toml(&format!(
+            "{text}\n[mcp]\non_violation = \"ignore\"\n"
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn there_is_one_tab_and_no_dialog_is_ever_left_open() {
+        let list = tabs_result(&view(), None);
+        assert_eq!(list.is_error, Some(false));
+        let t = text_of(&list);
+        assert!(
+            t.contains("1 tab") && t.contains("http://ci.example/runs"),
+            "{t}"
+        );
+        assert!(t.contains("<untrusted-page-content"), "{t}");
+        assert_eq!(tabs_result(&view(), Some(0)).is_error, Some(false));
+        assert_eq!(tabs_result(&view(), Some(1)).is_error, Some(true));
+        let accept = dialog_result(true);
+        assert_eq!(accept.is_error, Some(true));
+        assert!(text_of(&accept).contains("never accepts"));
+        assert_eq!(dialog_result(false).is_error, Some(false));
     }
 
     #[test]

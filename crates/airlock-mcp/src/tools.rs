@@ -6,7 +6,7 @@
 //! with a [`ToolArgError`], never a panic, and nothing is executed here. A parsed action is only
 //! a proposal; the engine's gate decides what happens to it.
 
-use airlock_core::manifest::TaskManifest;
+use airlock_core::manifest::{DeclaredFile, TaskManifest};
 use airlock_core::{Action, KeyCombo, MouseButton, Point, Target, WaitCondition};
 // The limits every provider shares (the step timeout bounds waits further).
 use airlock_providers::mapping::MAX_SCROLL_CSS_PX;
@@ -23,6 +23,11 @@ pub const TYPE: &str = "browser_type";
 pub const PRESS_KEY: &str = "browser_press_key";
 pub const SCROLL: &str = "browser_scroll";
 pub const WAIT_FOR: &str = "browser_wait_for";
+pub const SELECT_OPTION: &str = "browser_select_option";
+pub const HOVER: &str = "browser_hover";
+pub const FILE_UPLOAD: &str = "browser_file_upload";
+pub const TABS: &str = "browser_tabs";
+pub const HANDLE_DIALOG: &str = "browser_handle_dialog";
 pub const DONE: &str = "done";
 
 /// Longest `done` claim, in characters.
@@ -49,6 +54,12 @@ pub enum ToolArgError {
     Text(String),
     #[error("`textGone` is not supported; wait for text that appears instead")]
     TextGone,
+    #[error(
+        "choose one value per call (`values` holds {0}); Airlock chooses one option at a time"
+    )]
+    OneValue(usize),
+    #[error("`paths` are never accepted: give `file`, the id of a file the task declares ({0})")]
+    Paths(String),
 }
 
 /// What a tool call asks for.
@@ -60,11 +71,95 @@ pub enum Request {
     Snapshot,
     /// The latest observation's (masked) screenshot.
     Screenshot,
+    /// The run's tabs: list them, or select one by index.
+    Tabs { select: Option<u64> },
+    /// Answer the open JavaScript dialog.
+    Dialog { accept: bool },
 }
 
-/// Parses the arguments of tool `name`.
+/// Parses the arguments of tool `name`, for a task without declared files.
 pub fn parse(name: &str, args: &JsonObject) -> Result<Request, ToolArgError> {
+    parse_for(name, args, &[])
+}
+
+/// Parses the arguments of tool `name`; `files` are the task's `[[files]]`, which
+/// `browser_file_upload` names by id (the host, not the model, says which input they go into).
+pub fn parse_for(
+    name: &str,
+    args: &JsonObject,
+    files: &[DeclaredFile],
+) -> Result<Request, ToolArgError> {
     match name {
+        SELECT_OPTION => {
+            let target = target(args)?.ok_or(ToolArgError::TargetChoice)?;
+            let value = match (args.get("values"), opt_string(args, "value")) {
+                (Some(Value::Array(vs)), _) => match vs.as_slice() {
+                    [Value::String(v)] => v.clone(),
+                    [_] => return Err(ToolArgError::WrongType("values", "a list of strings")),
+                    other => return Err(ToolArgError::OneValue(other.len())),
+                },
+                (Some(Value::Null) | None, Ok(Some(v))) => v.to_string(),
+                (Some(Value::Null) | None, Ok(None)) => {
+                    return Err(ToolArgError::Missing("values"))
+                }
+                (_, Err(e)) => return Err(e),
+                (Some(_), _) => return Err(ToolArgError::WrongType("values", "a list of strings")),
+            };
+            if value.chars().count() > airlock_providers::mapping::MAX_TYPE_CHARS {
+                return Err(ToolArgError::OutOfRange("values", "too long".into()));
+            }
+            Ok(Request::Act(vec![Action::Select { target, value }]))
+        }
+        HOVER => {
+            let target = target(args)?.ok_or(ToolArgError::TargetChoice)?;
+            Ok(Request::Act(vec![Action::Hover { target }]))
+        }
+        FILE_UPLOAD => {
+            let declared: Vec<&str> = files.iter().map(|f| f.id.as_str()).collect();
+            let declared = if declared.is_empty() {
+                "this task declares none".to_string()
+            } else {
+                format!("declared: {}", declared.join(", "))
+            };
+            if args.contains_key("paths") {
+                return Err(ToolArgError::Paths(declared));
+            }
+            let file = string(args, "file")?;
+            // An undeclared id still goes to the gate, which refuses it with the reason (and
+            // records it); the input is the declared one, never one the model picked.
+            let target = files
+                .iter()
+                .find(|f| f.id == file)
+                .map(DeclaredFile::input_target)
+                .unwrap_or_else(|| Target::Css("input[type=file]".into()));
+            Ok(Request::Act(vec![Action::Upload {
+                target,
+                file: file.to_string(),
+            }]))
+        }
+        TABS => match string(args, "action")? {
+            "list" => Ok(Request::Tabs { select: None }),
+            "select" => {
+                let i = opt_number(args, "index")?.ok_or(ToolArgError::Missing("index"))?;
+                if i < 0.0 || i.fract() != 0.0 {
+                    return Err(ToolArgError::OutOfRange("index", format!("`{i}`")));
+                }
+                Ok(Request::Tabs {
+                    select: Some(i as u64),
+                })
+            }
+            other => Err(ToolArgError::OutOfRange(
+                "action",
+                format!(
+                    "`{other}`: only `list` and `select`; Airlock opens no tab (popups are closed \
+                     as they open) and closes none"
+                ),
+            )),
+        },
+        HANDLE_DIALOG => {
+            let accept = opt_bool(args, "accept")?.ok_or(ToolArgError::Missing("accept"))?;
+            Ok(Request::Dialog { accept })
+        }
         SNAPSHOT => Ok(Request::Snapshot),
         SCREENSHOT => Ok(Request::Screenshot),
         NAVIGATE => Ok(Request::Act(vec![Action::Navigate {
@@ -225,6 +320,8 @@ pub struct TaskBrief {
     pub scope: String,
     /// The whole brief, for the server's instructions.
     pub full: String,
+    /// The declared files by id, for `browser_file_upload`.
+    pub files: String,
 }
 
 impl TaskBrief {
@@ -287,7 +384,17 @@ impl TaskBrief {
              result on its own evidence.\n",
             b.max_steps, b.max_denials, b.wall_clock_secs
         ));
-        TaskBrief { scope, full }
+        let ids: Vec<String> = m
+            .files
+            .iter()
+            .map(|f| format!("`{}` for {}", f.id, f.host))
+            .collect();
+        let files = if ids.is_empty() {
+            "this task declares none, so every upload is refused".to_string()
+        } else {
+            format!("declared: {}", ids.join(", "))
+        };
+        TaskBrief { scope, full, files }
     }
 }
 
@@ -401,6 +508,64 @@ pub fn list(brief: &TaskBrief) -> Vec<Tool> {
             }}),
         ),
         t(
+            SELECT_OPTION,
+            format!(
+                "Choose an option of a list box (`<select>`, by `ref` or `x`/`y`) by its visible \
+                 text or value, as a person would (the page gets `input` and `change`). One \
+                 value per call. {scope} {page}"
+            ),
+            with(
+                json!({"values": {"type": "array", "items": {"type": "string"}, "description": "The one option to choose, by visible text or value"}}),
+                &["values"],
+            ),
+        ),
+        t(
+            HOVER,
+            format!(
+                "Move the mouse onto an element (by `ref` or `x`/`y`) without pressing, e.g. to \
+                 show a menu or a tooltip. {scope} {page}"
+            ),
+            with(json!({}), &[]),
+        ),
+        t(
+            FILE_UPLOAD,
+            format!(
+                "Put a file the task declares into its file input: give `file`, the file's id \
+                 ({}). Airlock chooses the file and the input the task names; no path is ever \
+                 accepted, and file choosers never open. {scope} {page}",
+                brief.files
+            ),
+            json!({"type": "object", "properties": {
+                "file": {"type": "string", "description": "Id of a declared file"},
+                "element": {"type": "string", "description": "Human-readable description, for the audit"}
+            }, "required": ["file"]}),
+        ),
+        t(
+            TABS,
+            format!(
+                "List the run's tabs, or select one by index. A run has one tab: Airlock closes \
+                 popups and new windows as they open, and opens or closes no tab itself. {scope}"
+            ),
+            json!({"type": "object", "properties": {
+                "action": {"type": "string", "enum": ["list", "select"]},
+                "index": {"type": "number", "description": "Tab index, for select"}
+            }, "required": ["action"]}),
+        ),
+        t(
+            HANDLE_DIALOG,
+            format!(
+                "Answer a JavaScript dialog. Airlock answers every dialog itself the moment it \
+                 opens: alerts, confirms and prompts are dismissed (confirm() is false, prompt() \
+                 is null), a leave-page question is answered \"leave\". So no dialog is ever left \
+                 open: `accept: false` states what already happened; `accept: true` is refused. \
+                 {scope}"
+            ),
+            json!({"type": "object", "properties": {
+                "accept": {"type": "boolean"},
+                "promptText": {"type": "string", "description": "Ignored: prompts are dismissed"}
+            }, "required": ["accept"]}),
+        ),
+        t(
             DONE,
             format!(
                 "Claim that the task is complete. This ends the session's run: Airlock verifies \
@@ -509,6 +674,63 @@ mod tests {
     }
 
     #[test]
+    fn select_hover_and_upload_are_gated_actions_and_tabs_dialogs_are_answers() {
+        assert_eq!(
+            act(SELECT_OPTION, json!({"ref": "e4", "values": ["High"]})),
+            vec![Action::Select {
+                target: Target::Ref("e4".into()),
+                value: "High".into()
+            }]
+        );
+        assert_eq!(
+            parse(
+                SELECT_OPTION,
+                &args(json!({"ref": "e4", "values": ["a", "b"]}))
+            ),
+            Err(ToolArgError::OneValue(2))
+        );
+        assert_eq!(
+            parse(SELECT_OPTION, &args(json!({"values": ["a"]}))),
+            Err(ToolArgError::TargetChoice)
+        );
+        assert_eq!(
+            act(HOVER, json!({"ref": "e9"})),
+            vec![Action::Hover {
+                target: Target::Ref("e9".into())
+            }]
+        );
+        let files = [DeclaredFile {
+            id: "report".into(),
+            path: "/srv/report.txt".into(),
+            host: "incidents.example".into(),
+            input: "attachment".into(),
+        }];
+        assert_eq!(
+            parse_for(FILE_UPLOAD, &args(json!({"file": "report"})), &files),
+            Ok(Request::Act(vec![Action::Upload {
+                target: Target::Css(r#"input[type=file][name="attachment"]"#.into()),
+                file: "report".into()
+            }]))
+        );
+        assert!(matches!(
+            parse_for(FILE_UPLOAD, &args(json!({"paths": ["/etc/passwd"]})), &files),
+            Err(ToolArgError::Paths(d)) if d.contains("report")
+        ));
+        assert_eq!(
+            parse(TABS, &args(json!({"action": "select", "index": 0}))),
+            Ok(Request::Tabs { select: Some(0) })
+        );
+        assert!(parse(TABS, &args(json!({"action": "new"}))).is_err());
+        assert_eq!(
+            parse(
+                HANDLE_DIALOG,
+                &args(json!({"accept": true, "promptText": "x"}))
+            ),
+            Ok(Request::Dialog { accept: true })
+        );
+    }
+
+    #[test]
     fn keys_navigation_done_and_unknown_tools() {
         assert!(matches!(
             act(PRESS_KEY, json!({"key": "Enter"})).first(),
@@ -546,6 +768,12 @@ mod tests {
     #[test]
     fn no_argument_shape_panics_and_accepted_calls_keep_the_limits() {
         let long = "x".repeat(MAX_TYPE_CHARS + 1);
+        let files = [DeclaredFile {
+            id: "e1".into(),
+            path: "/tmp/x".into(),
+            host: "ci.example".into(),
+            input: "attachment".into(),
+        }];
         let values = [
             json!(null),
             json!(true),
@@ -581,9 +809,30 @@ mod tests {
             "time",
             "textGone",
             "claim",
+            "values",
+            "value",
+            "file",
+            "paths",
+            "action",
+            "index",
+            "accept",
         ];
         let names = [
-            NAVIGATE, BACK, SNAPSHOT, SCREENSHOT, CLICK, TYPE, PRESS_KEY, SCROLL, WAIT_FOR, DONE,
+            NAVIGATE,
+            BACK,
+            SNAPSHOT,
+            SCREENSHOT,
+            CLICK,
+            TYPE,
+            PRESS_KEY,
+            SCROLL,
+            WAIT_FOR,
+            SELECT_OPTION,
+            HOVER,
+            FILE_UPLOAD,
+            TABS,
+            HANDLE_DIALOG,
+            DONE,
         ];
         let mut accepted = 0;
         for name in names {
@@ -594,7 +843,7 @@ mod tests {
                             let mut a = JsonObject::new();
                             a.insert((*k1).to_string(), v1.clone());
                             a.insert((*k2).to_string(), v2.clone());
-                            let Ok(Request::Act(actions)) = parse(name, &a) else {
+                            let Ok(Request::Act(actions)) = parse_for(name, &a, &files) else {
                                 continue;
                             };
                             accepted += 1;
@@ -620,6 +869,18 @@ mod tests {
                                             && dy.abs() <= MAX_SCROLL_CSS_PX
                                     ),
                                     Action::Done { claim } => assert!(!claim.trim().is_empty()),
+                                    Action::Select { value, .. } => {
+                                        assert!(value.chars().count() <= MAX_TYPE_CHARS)
+                                    }
+                                    // The input is the declared one, or a fixed one the gate
+                                    // refuses: never something the model wrote.
+                                    Action::Upload { target, file } => {
+                                        assert!(
+                                            *target == Target::Css("input[type=file]".into())
+                                                || files.iter().any(|f| &f.id == file
+                                                    && f.input_target() == *target)
+                                        )
+                                    }
                                     _ => {}
                                 }
                             }
@@ -656,7 +917,20 @@ mod tests {
         assert_eq!(
             names,
             [
-                NAVIGATE, BACK, SNAPSHOT, SCREENSHOT, CLICK, TYPE, PRESS_KEY, SCROLL, WAIT_FOR,
+                NAVIGATE,
+                BACK,
+                SNAPSHOT,
+                SCREENSHOT,
+                CLICK,
+                TYPE,
+                PRESS_KEY,
+                SCROLL,
+                WAIT_FOR,
+                SELECT_OPTION,
+                HOVER,
+                FILE_UPLOAD,
+                TABS,
+                HANDLE_DIALOG,
                 DONE
             ]
         );

@@ -52,12 +52,38 @@ pub struct RuleInfo {
     pub text: String,
 }
 
+/// Where a rule of an operator file is, for messages that point at it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RuleAt {
+    pub id: String,
+    pub source: String,
+    pub line: usize,
+    pub column: usize,
+    /// The rule's `@reason`, empty when it has none.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RuleAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: policy `{}`",
+            self.source, self.line, self.column, self.id
+        )
+    }
+}
+
+/// The name the built-in defaults go by in messages and [`RuleInfo::source`].
+pub const DEFAULTS_SOURCE: &str = "defaults.cedar";
+
 /// The loaded, validated policy set.
 pub struct PolicyEngine {
     schema: Schema,
     set: PolicySet,
     rules: BTreeMap<String, RuleInfo>,
     authorizer: Authorizer,
+    unattended_high_risk: Vec<RuleAt>,
+    repeated_defaults: Vec<RuleAt>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -100,12 +126,12 @@ fn problems_of(diag: &dyn miette::Diagnostic, text: &str, source_name: &str) -> 
 impl PolicyEngine {
     /// The defaults alone.
     pub fn defaults() -> Result<Self, PolicyError> {
-        Self::with_sources(&[("defaults.cedar", DEFAULT_POLICIES)])
+        Self::with_sources(&[(DEFAULTS_SOURCE, DEFAULT_POLICIES)])
     }
 
     /// The defaults plus operator files (name, text).
     pub fn with_operator(files: &[(&str, &str)]) -> Result<Self, PolicyError> {
-        let mut all = vec![("defaults.cedar", DEFAULT_POLICIES)];
+        let mut all = vec![(DEFAULTS_SOURCE, DEFAULT_POLICIES)];
         all.extend_from_slice(files);
         Self::with_sources(&all)
     }
@@ -114,30 +140,50 @@ impl PolicyEngine {
         let (schema, _) =
             Schema::from_cedarschema_str(SCHEMA).map_err(|e| PolicyError::Schema(e.to_string()))?;
         let mut set = PolicySet::new();
-        let mut rules = BTreeMap::new();
+        let mut rules: BTreeMap<String, RuleInfo> = BTreeMap::new();
+        let mut places: BTreeMap<String, RuleAt> = BTreeMap::new();
         let mut problems = Vec::new();
+        let mut unattended_high_risk = Vec::new();
+        let mut repeated_defaults = Vec::new();
         for (name, text) in files {
             match parse_file(name, text) {
                 Ok(policies) => {
-                    for (p, info) in policies {
-                        if rules.contains_key(&info.id) {
-                            problems.push(PolicyProblem {
-                                source_name: name.to_string(),
-                                line: 1,
-                                column: 1,
-                                message: format!("policy id `{}` is used twice", info.id),
-                            });
+                    for Parsed { policy, info, at } in policies {
+                        let problem = |message: String| PolicyProblem {
+                            source_name: name.to_string(),
+                            line: at.line,
+                            column: at.column,
+                            message,
+                        };
+                        if let Some(first) = rules.get(&info.id) {
+                            // A copy of a built-in rule (`airlock policy defaults > ops.cedar`)
+                            // adds nothing: the defaults always apply.
+                            if first.source == DEFAULTS_SOURCE && first.text == info.text {
+                                repeated_defaults.push(at);
+                                continue;
+                            }
+                            let also = places
+                                .get(&info.id)
+                                .map(|p| format!(" (also at {}:{}:{})", p.source, p.line, p.column))
+                                .unwrap_or_default();
+                            problems.push(problem(format!(
+                                "policy id `{}` is used twice{also}",
+                                info.id
+                            )));
                             continue;
                         }
-                        if let Err(e) = set.add(p) {
-                            problems.push(PolicyProblem {
-                                source_name: name.to_string(),
-                                line: 1,
-                                column: 1,
-                                message: e.to_string(),
-                            });
+                        let removes_approval = *name != DEFAULTS_SOURCE
+                            && policy
+                                .to_json()
+                                .is_ok_and(|est| permits_unattended_at_high_risk(&est));
+                        if let Err(e) = set.add(policy) {
+                            problems.push(problem(e.to_string()));
                             continue;
                         }
+                        if removes_approval {
+                            unattended_high_risk.push(at.clone());
+                        }
+                        places.insert(info.id.clone(), at);
                         rules.insert(info.id.clone(), info);
                     }
                 }
@@ -149,20 +195,17 @@ impl PolicyEngine {
             let result = validator.validate(&set, ValidationMode::Strict);
             for e in result.validation_errors() {
                 let id = e.policy_id().to_string();
-                let (src, text) = rules
-                    .get(&id)
-                    .map(|r| (r.source.clone(), r.text.clone()))
-                    .unwrap_or_default();
+                let src = rules.get(&id).map(|r| r.source.clone()).unwrap_or_default();
                 let full = files
                     .iter()
                     .find(|(n, _)| *n == src)
                     .map(|(_, t)| *t)
                     .unwrap_or("");
                 let mut p = problems_of(e, full, &src);
-                if p.line == 1 && p.column == 1 {
-                    // Locate the policy in its file at least.
-                    if let Some(pos) = full.find(text.lines().next().unwrap_or("\u{0}")) {
-                        (p.line, p.column) = line_col(full, pos);
+                if !has_label(e) {
+                    // No position of its own: point at the rule.
+                    if let Some(at) = places.get(&id) {
+                        (p.line, p.column) = (at.line, at.column);
                     }
                 }
                 p.message = format!("policy `{id}`: {}", p.message);
@@ -177,12 +220,27 @@ impl PolicyEngine {
             set,
             rules,
             authorizer: Authorizer::new(),
+            unattended_high_risk,
+            repeated_defaults,
         })
     }
 
     /// Every loaded rule, by id.
     pub fn rules(&self) -> &BTreeMap<String, RuleInfo> {
         &self.rules
+    }
+
+    /// Operator rules that may let a high-risk action (a submit, a destructive step) run
+    /// without a human: they permit `unattended` and do not require `context.tier` to be
+    /// other than `"high"`. `airlock policy check` warns about each; `airlock run` refuses
+    /// them unless each carries an `@reason` and the operator acknowledged it.
+    pub fn unattended_high_risk(&self) -> &[RuleAt] {
+        &self.unattended_high_risk
+    }
+
+    /// Rules of operator files that repeat a built-in rule word for word (and so were skipped).
+    pub fn repeated_defaults(&self) -> &[RuleAt] {
+        &self.repeated_defaults
     }
 
     /// Asks one question of the policy set.
@@ -229,18 +287,50 @@ fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
         .map_err(|e| PolicyError::Request(e.to_string()))
 }
 
+fn has_label(diag: &dyn miette::Diagnostic) -> bool {
+    diag.labels().is_some_and(|mut l| l.next().is_some())
+}
+
+/// Byte offset where a policy's text starts in its file: the first occurrence not already
+/// claimed by another policy (two policies may read the same).
+fn locate(text: &str, shown: &str, taken: &mut Vec<usize>) -> usize {
+    let needle = if text.contains(shown) {
+        shown
+    } else {
+        shown.lines().next().unwrap_or("")
+    };
+    let Some(step) = needle.chars().next().map(char::len_utf8) else {
+        return 0;
+    };
+    let mut from = 0;
+    while let Some(i) = text.get(from..).and_then(|rest| rest.find(needle)) {
+        let at = from + i;
+        if !taken.contains(&at) {
+            taken.push(at);
+            return at;
+        }
+        from = at + step;
+    }
+    0
+}
+
+/// One policy of a file, with where it starts.
+struct Parsed {
+    policy: Policy,
+    info: RuleInfo,
+    at: RuleAt,
+}
+
 /// Parses one Cedar file, giving each policy its `@id` (required) as its id.
-fn parse_file(name: &str, text: &str) -> Result<Vec<(Policy, RuleInfo)>, Vec<PolicyProblem>> {
+fn parse_file(name: &str, text: &str) -> Result<Vec<Parsed>, Vec<PolicyProblem>> {
     let set = PolicySet::from_str(text).map_err(|e| vec![problems_of(&e, text, name)])?;
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    let mut taken = Vec::new();
     for p in set.policies() {
         let shown = p.to_string();
+        let (line, column) = line_col(text, locate(text, &shown, &mut taken));
         let Some(id) = p.annotation("id") else {
-            let pos = text
-                .find(shown.lines().next().unwrap_or("\u{0}"))
-                .unwrap_or(0);
-            let (line, column) = line_col(text, pos);
             problems.push(PolicyProblem {
                 source_name: name.to_string(),
                 line,
@@ -250,20 +340,35 @@ fn parse_file(name: &str, text: &str) -> Result<Vec<(Policy, RuleInfo)>, Vec<Pol
             });
             continue;
         };
+        let reason = p.annotation("reason").unwrap_or("").to_string();
         let info = RuleInfo {
             id: id.to_string(),
             effect: format!("{:?}", p.effect()).to_lowercase(),
-            reason: p.annotation("reason").unwrap_or("").to_string(),
+            reason: reason.clone(),
             source: name.to_string(),
             text: shown,
         };
-        out.push((p.new_id(PolicyId::new(id)), info));
+        let at = RuleAt {
+            id: id.to_string(),
+            source: name.to_string(),
+            line,
+            column,
+            reason,
+        };
+        out.push(Parsed {
+            policy: p.new_id(PolicyId::new(id)),
+            info,
+            at,
+        });
     }
-    if set.templates().next().is_some() {
+    // In file order, so that of two rules with one id the later one is reported.
+    out.sort_by_key(|p| (p.at.line, p.at.column));
+    for t in set.templates() {
+        let (line, column) = line_col(text, locate(text, &t.to_string(), &mut taken));
         problems.push(PolicyProblem {
             source_name: name.to_string(),
-            line: 1,
-            column: 1,
+            line,
+            column,
             message: "policy templates are not supported".into(),
         });
     }
@@ -272,6 +377,119 @@ fn parse_file(name: &str, text: &str) -> Result<Vec<(Policy, RuleInfo)>, Vec<Pol
     } else {
         Err(problems)
     }
+}
+
+/// The value at a JSON pointer, or null: Cedar's JSON form is read without indexing.
+fn at<'v>(v: &'v Value, pointer: &str) -> &'v Value {
+    v.pointer(pointer).unwrap_or(&Value::Null)
+}
+
+/// Whether a policy (as Cedar's JSON form) permits `unattended` for some high-risk action:
+/// it is a permit, its action scope includes `unattended`, and none of its conditions requires
+/// `context.tier` to be other than `"high"`. Conservative: a condition it cannot read (a
+/// resource name, the step number) is taken to let high risk through.
+fn permits_unattended_at_high_risk(est: &Value) -> bool {
+    if at(est, "/effect") != "permit" {
+        return false;
+    }
+    let unattended =
+        |e: &Value| at(e, "/type") == "Airlock::Action" && at(e, "/id") == "unattended";
+    let action = at(est, "/action");
+    let applies = match at(action, "/op").as_str() {
+        Some("==") => unattended(at(action, "/entity")),
+        Some("in") => {
+            unattended(at(action, "/entity"))
+                || at(action, "/entities")
+                    .as_array()
+                    .is_some_and(|es| es.iter().any(unattended))
+        }
+        // `action` unconstrained, or a shape this check does not know: it may apply.
+        _ => true,
+    };
+    let excluded = at(est, "/conditions")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| match at(c, "/kind").as_str() {
+            Some("when") => false_when_high(at(c, "/body")),
+            Some("unless") => true_when_high(at(c, "/body")),
+            _ => false,
+        });
+    applies && !excluded
+}
+
+/// `context.tier <op> "value"` (either way round): the value.
+fn tier_compared<'v>(e: &'v Value, op: &str) -> Option<&'v str> {
+    let is_tier = |v: &Value| at(v, "/./left/Var") == "context" && at(v, "/./attr") == "tier";
+    let sides = e.get(op)?;
+    let (l, r) = (at(sides, "/left"), at(sides, "/right"));
+    if is_tier(l) {
+        at(r, "/Value").as_str()
+    } else if is_tier(r) {
+        at(l, "/Value").as_str()
+    } else {
+        None
+    }
+}
+
+/// `[..].contains(context.tier)`: whether the literal set holds `"high"`.
+fn tier_set_has_high(e: &Value) -> Option<bool> {
+    let c = e.get("contains")?;
+    let is_tier = at(c, "/right/./left/Var") == "context" && at(c, "/right/./attr") == "tier";
+    let set = at(c, "/left/Set").as_array()?;
+    is_tier.then(|| set.iter().any(|v| at(v, "/Value") == "high"))
+}
+
+/// Whether expression `e` is false whenever `context.tier == "high"`.
+fn false_when_high(e: &Value) -> bool {
+    if let Some(v) = tier_compared(e, "==") {
+        return v != "high";
+    }
+    if let Some(v) = tier_compared(e, "!=") {
+        return v == "high";
+    }
+    if let Some(has) = tier_set_has_high(e) {
+        return !has;
+    }
+    if let Some(x) = e.get("&&") {
+        return false_when_high(at(x, "/left")) || false_when_high(at(x, "/right"));
+    }
+    if let Some(x) = e.get("||") {
+        return false_when_high(at(x, "/left")) && false_when_high(at(x, "/right"));
+    }
+    if let Some(x) = e.get("!") {
+        return true_when_high(at(x, "/arg"));
+    }
+    if let Some(x) = e.get("if-then-else") {
+        return false_when_high(at(x, "/then")) && false_when_high(at(x, "/else"));
+    }
+    false
+}
+
+/// Whether expression `e` is true whenever `context.tier == "high"`.
+fn true_when_high(e: &Value) -> bool {
+    if let Some(v) = tier_compared(e, "==") {
+        return v == "high";
+    }
+    if let Some(v) = tier_compared(e, "!=") {
+        return v != "high";
+    }
+    if let Some(has) = tier_set_has_high(e) {
+        return has;
+    }
+    if let Some(x) = e.get("&&") {
+        return true_when_high(at(x, "/left")) && true_when_high(at(x, "/right"));
+    }
+    if let Some(x) = e.get("||") {
+        return true_when_high(at(x, "/left")) || true_when_high(at(x, "/right"));
+    }
+    if let Some(x) = e.get("!") {
+        return false_when_high(at(x, "/arg"));
+    }
+    if let Some(x) = e.get("if-then-else") {
+        return true_when_high(at(x, "/then")) && true_when_high(at(x, "/else"));
+    }
+    false
 }
 
 /// One question: principal, action (a primitive or `unattended`), resource attributes, context.
@@ -394,6 +612,95 @@ when { resource.name like "*Rerun*" };
             .unwrap_err()
             .to_string()
             .contains("@id"));
+    }
+
+    #[test]
+    fn policy_problems_point_at_the_rule_not_the_first_line() {
+        let file = "// ops rules\n\n@id(\"ops.a\")\n@reason(\"a\")\nforbid (principal, action, resource);\n\n  @id(\"ops.a\")\n  @reason(\"b\")\n  forbid (principal, action == Airlock::Action::\"click\", resource);\n";
+        let err = PolicyEngine::with_operator(&[("ops.cedar", file)]).unwrap_err();
+        let PolicyError::Invalid(ps) = err else {
+            panic!("expected problems")
+        };
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert!(ps[0].message.contains("`ops.a` is used twice"), "{ps:?}");
+        assert_eq!((ps[0].line, ps[0].column), (7, 3), "{ps:?}");
+        assert!(ps[0].message.contains("also at ops.cedar:3:1"), "{ps:?}");
+        // Colliding with a built-in id: the operator's rule is named, at its own line.
+        let clash =
+            "\n\n@id(\"airlock.permit-declared-effects\")\nforbid (principal, action, resource);\n";
+        let err = PolicyEngine::with_operator(&[("ops.cedar", clash)]).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("ops.cedar:3:1: policy id"), "{shown}");
+        assert!(shown.contains("also at defaults.cedar:"), "{shown}");
+        let unknown_attr = "// ops\n\n@id(\"x\")\npermit (principal, action, resource)\n  when { resource.colour == \"red\" };\n";
+        let err = PolicyEngine::with_operator(&[("ops.cedar", unknown_attr)]).unwrap_err();
+        let PolicyError::Invalid(ps) = err else {
+            panic!("expected problems")
+        };
+        assert!(ps[0].line >= 3, "{ps:?}");
+        let no_id = "\n\n\n    permit (principal, action, resource);";
+        let err = PolicyEngine::with_operator(&[("n.cedar", no_id)]).unwrap_err();
+        assert!(err.to_string().starts_with("n.cedar:4:5:"), "{err}");
+    }
+
+    #[test]
+    fn the_printed_defaults_check_clean_as_an_operator_file() {
+        let e = PolicyEngine::with_operator(&[("ops.cedar", DEFAULT_POLICIES)]).unwrap();
+        assert_eq!(
+            e.repeated_defaults().len(),
+            PolicyEngine::defaults().unwrap().rules().len()
+        );
+        assert!(e.unattended_high_risk().is_empty());
+        assert!(e.rules().values().all(|r| r.source == DEFAULTS_SOURCE));
+    }
+
+    fn flagged(rule: &str) -> Vec<String> {
+        PolicyEngine::with_operator(&[("ops.cedar", rule)])
+            .unwrap()
+            .unattended_high_risk()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_permit_that_makes_high_risk_unattended_is_found() {
+        let open = "\n@id(\"ops.no-humans\")\n@reason(\"CI bot\")\npermit (principal, action == Airlock::Action::\"unattended\", resource)\nwhen { context.effect == \"submit\" };\n";
+        assert_eq!(flagged(open), vec!["ops.cedar:2:1: policy `ops.no-humans`"]);
+        let all = "@id(\"ops.all\")\npermit (principal, action, resource);";
+        assert_eq!(flagged(all).len(), 1);
+        let listed = "@id(\"ops.l\")\npermit (principal, action in [Airlock::Action::\"click\", Airlock::Action::\"unattended\"], resource)\nwhen { resource.name like \"*Save*\" };";
+        assert_eq!(flagged(listed).len(), 1);
+        let high = "@id(\"ops.h\")\npermit (principal, action == Airlock::Action::\"unattended\", resource)\nwhen { context.tier == \"high\" };";
+        assert_eq!(flagged(high).len(), 1);
+        let either = "@id(\"ops.e\")\npermit (principal, action == Airlock::Action::\"unattended\", resource)\nwhen { context.tier == \"low\" || resource.host == \"ci.example\" };";
+        assert_eq!(flagged(either).len(), 1);
+        // The rule decides: with it, a declared high-risk submit runs unattended.
+        let e = PolicyEngine::with_operator(&[("ops.cedar", open)]).unwrap();
+        let q = Question {
+            principal: "r",
+            action: "unattended",
+            resource: resource("incidents.example", "Submit note"),
+            context: context("submit", "high", true, false),
+        };
+        assert!(e.ask(&q).unwrap().allowed);
+        assert!(!PolicyEngine::defaults().unwrap().ask(&q).unwrap().allowed);
+    }
+
+    #[test]
+    fn permits_that_keep_high_risk_for_a_human_are_not_flagged() {
+        let cases = [
+            "@id(\"a\") permit (principal, action == Airlock::Action::\"unattended\", resource) when { context.tier != \"high\" && resource.name like \"*x*\" };",
+            "@id(\"b\") permit (principal, action == Airlock::Action::\"unattended\", resource) when { context.tier == \"medium\" };",
+            "@id(\"c\") permit (principal, action == Airlock::Action::\"unattended\", resource) unless { context.tier == \"high\" || context.tainted };",
+            "@id(\"d\") permit (principal, action == Airlock::Action::\"unattended\", resource) when { [\"low\", \"medium\"].contains(context.tier) };",
+            "@id(\"e\") permit (principal, action == Airlock::Action::\"unattended\", resource) when { !(context.tier == \"high\") };",
+            "@id(\"f\") permit (principal, action == Airlock::Action::\"click\", resource) when { context.declared };",
+            "@id(\"g\") forbid (principal, action == Airlock::Action::\"unattended\", resource) when { context.effect == \"draft\" };",
+        ];
+        for rule in cases {
+            assert!(flagged(rule).is_empty(), "{rule}");
+        }
     }
 
     #[test]

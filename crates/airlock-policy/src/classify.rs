@@ -3,13 +3,19 @@
 //! It decides on the *resolved* element and on the request a form would really send, so a
 //! button labelled "Save" that posts to `/runs/1/delete` is destructive, and a link the model
 //! calls "docs" that points at another host is a navigation off the task.
+//!
+//! A navigation (typed URL, link, GET form) is a read: it is judged by what it does, not by the
+//! words in its path, so `/docs/how-to-delete` and `/runs?q=delete-me` are reads. A path the
+//! manifest itself declares `destructive` makes a navigation there destructive; the gate, which
+//! knows the manifest, applies that ([`Classification::is_navigation`]).
 
 use airlock_core::effect::{Effect, RiskTier};
 use airlock_core::host::WebUrl;
 use airlock_core::{Action, ElementFacts, TypedText};
 
 /// Words that mark an irreversible or privileged operation wherever they appear in a target's
-/// name or in the path of the request it would send.
+/// name or in the path of a request that would change state (a form's POST). Navigations are
+/// not judged by them.
 const RISKY_WORDS: &[&str] = &[
     "delete",
     "remove",
@@ -50,7 +56,24 @@ pub struct Classification {
     pub refusal: Option<(String, String)>,
 }
 
+/// The finding ids of navigations: a typed URL, a link, a GET form.
+const NAVIGATION_RULES: &[&str] = &[
+    "builtin.risk.navigate",
+    "builtin.risk.link",
+    "builtin.risk.search-form",
+];
+
 impl Classification {
+    /// Whether this is a navigation (classified as a read here; destructive only where the
+    /// manifest declares its path so).
+    pub fn is_navigation(&self) -> bool {
+        self.effect == Effect::Read
+            && self
+                .findings
+                .first()
+                .is_some_and(|(rule, _)| NAVIGATION_RULES.contains(&rule.as_str()))
+    }
+
     fn new(effect: Effect, tier: RiskTier, scope: Option<WebUrl>, rule: &str, why: String) -> Self {
         Classification {
             effect,
@@ -107,17 +130,7 @@ fn navigation(base: &str, raw: &str, rule: &str, what: &str) -> Classification {
     };
     match parsed {
         Ok(u) => {
-            let words = risky_words(&u.path);
-            if !words.is_empty() {
-                let why = format!("{what} {} reads like `{}`", u.scope(), words.join("`, `"));
-                return Classification::new(
-                    Effect::Destructive,
-                    RiskTier::High,
-                    Some(u),
-                    "builtin.risk.destructive-words",
-                    why,
-                );
-            }
+            // A GET reads, whatever words its path holds.
             let why = format!("{what} {}", u.scope());
             Classification::new(Effect::Read, RiskTier::Low, Some(u), rule, why)
         }
@@ -439,6 +452,32 @@ pub fn classify(
         ),
         Action::Scroll { .. } => read("scrolls"),
         Action::MouseMove { .. } => read("moves the mouse"),
+        Action::Hover { .. } => match element {
+            Some(el) => read(&format!("moves the mouse over {} '{}'", el.role, el.name)),
+            None => Classification::refused(
+                "builtin.grounding.unresolved",
+                "hover target was not resolved".into(),
+            ),
+        },
+        Action::Select { value, .. } => Classification::new(
+            Effect::Draft,
+            RiskTier::Medium,
+            page(page_url),
+            "builtin.risk.draft",
+            match element {
+                Some(el) => format!("chooses option '{value}' in {} '{}'", el.role, el.name),
+                None => format!("chooses option '{value}'"),
+            },
+        ),
+        // Which file may go where is the manifest's `[[files]]`, checked by the engine before
+        // the gate; here it is a draft: nothing is sent until the form is submitted.
+        Action::Upload { file, .. } => Classification::new(
+            Effect::Draft,
+            RiskTier::Medium,
+            page(page_url),
+            "builtin.risk.upload",
+            format!("puts declared file `{file}` into a file input"),
+        ),
         Action::Wait { .. } => read("waits for the page"),
         Action::Screenshot => read("looks at the page"),
         Action::Back => read("goes back in history"),

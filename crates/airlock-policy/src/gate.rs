@@ -54,6 +54,22 @@ fn tier_str(t: RiskTier) -> &'static str {
 /// Turns a classification into a decision by asking the policy set.
 pub fn decide_classified(action: &Action, c: &Classification, ctx: &GateContext<'_>) -> Decision {
     let m = ctx.manifest;
+    // A navigation reads, unless the manifest says its path does something irreversible.
+    let upgraded;
+    let c = match &c.scope {
+        Some(s) if c.is_navigation() && m.declares(Effect::Destructive, s) => {
+            let mut d = c.clone();
+            d.effect = Effect::Destructive;
+            d.tier = RiskTier::High;
+            d.findings.push((
+                "builtin.risk.declared-destructive".into(),
+                format!("the manifest declares {} destructive", s.scope()),
+            ));
+            upgraded = d;
+            &upgraded
+        }
+        _ => c,
+    };
     let el = ctx.element.or(ctx.focused);
     let (host, path, url) = match &c.scope {
         Some(s) => (s.host.to_string(), s.path.clone(), s.scope()),
@@ -306,6 +322,87 @@ text = "x"
             None,
         );
         assert_eq!(d.verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn a_navigation_is_a_read_whatever_words_its_path_holds() {
+        for url in [
+            "http://ci.example/docs/how-to-delete",
+            "http://ci.example/runs?q=delete-me",
+            "http://ci.example/runs/RUN-1/rerun",
+        ] {
+            let d = run(
+                &Action::Navigate { url: url.into() },
+                "http://ci.example/runs",
+                None,
+            );
+            assert_eq!(
+                (d.verdict, d.effect, d.tier),
+                (Verdict::Allow, Effect::Read, RiskTier::Low),
+                "{url}: {d:?}"
+            );
+        }
+        // A link there, too.
+        let link = ElementFacts {
+            role: "link".into(),
+            name: "How to".into(),
+            href: Some("/docs/how-to-delete".into()),
+            ..Default::default()
+        };
+        let d = run(&click(), "http://ci.example/docs", Some(&link));
+        assert_eq!(
+            (d.verdict, d.effect),
+            (Verdict::Allow, Effect::Read),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_navigation_to_a_path_the_manifest_declares_destructive_needs_approval() {
+        let text = format!(
+            "{M}[[effects]]\nhost = \"ci.example\"\npaths = [\"/runs/*/purge\"]\nallow = [\"destructive\"]\n"
+        );
+        let m = TaskManifest::from_toml(&text).unwrap();
+        let p = PolicyEngine::defaults().unwrap();
+        let nav = Action::Navigate {
+            url: "http://ci.example/runs/RUN-1/purge".into(),
+        };
+        let d = decide(&nav, &ctx(&m, &p, "http://ci.example/runs", None, None));
+        assert_eq!(
+            (d.verdict, d.effect, d.tier),
+            (Verdict::NeedsApproval, Effect::Destructive, RiskTier::High),
+            "{d:?}"
+        );
+        assert!(
+            d.rules
+                .contains(&"builtin.risk.declared-destructive".to_string()),
+            "{:?}",
+            d.rules
+        );
+    }
+
+    #[test]
+    fn a_refused_navigation_names_the_rule_and_the_reason() {
+        let d = run(
+            &Action::Navigate {
+                url: "http://incidents.example/incidents/INC-9911".into(),
+            },
+            "http://ci.example/runs",
+            None,
+        );
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert!(
+            d.rules
+                .contains(&"airlock.forbid-undeclared-effects".to_string()),
+            "{:?}",
+            d.rules
+        );
+        assert!(
+            d.reason
+                .contains("effect `read` is not declared for incidents.example/incidents/INC-9911"),
+            "{}",
+            d.reason
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! every request that passed the host check, and it answers with the same vocabulary the gate
 //! uses: the request's [`Effect`], checked against the manifest's declared effects.
 //!
-//! - Reads (GET, HEAD, OPTIONS) pass, except a top-level navigation whose path reads like an
-//!   irreversible operation (`/runs/1/rerun`): that is destructive, as the gate would say.
+//! - Reads (GET, HEAD, OPTIONS) pass, except a top-level navigation to a path the manifest
+//!   declares `destructive`: that is destructive, as the gate would say. Words in a path
+//!   (`/docs/how-to-delete`) do not make a navigation destructive; a GET is a read.
 //! - Anything else (POST, PUT, PATCH, DELETE) changes server state: `destructive` when the path
 //!   reads like it or the method is DELETE, `authenticate` on a path declared for logging in,
 //!   otherwise `submit`. It must be declared for that host and path. A declared `submit` or
@@ -68,13 +69,13 @@ fn is_safe(method: &str) -> bool {
 /// The effect a request would have, by method and path.
 pub fn request_effect(m: &TaskManifest, method: &str, url: &WebUrl, navigation: bool) -> Effect {
     let method = method.to_ascii_uppercase();
-    let destructive_path = !risky_words(&url.path).is_empty();
     if is_safe(&method) {
-        if navigation && destructive_path {
+        if navigation && m.declares(Effect::Destructive, url) {
             return Effect::Destructive;
         }
         return Effect::Read;
     }
+    let destructive_path = !risky_words(&url.path).is_empty();
     if method == "DELETE" || destructive_path {
         return Effect::Destructive;
     }
@@ -144,8 +145,10 @@ mod tests {
     use super::*;
 
     fn manifest() -> TaskManifest {
-        TaskManifest::from_toml(
-            r#"
+        TaskManifest::from_toml(MANIFEST).unwrap()
+    }
+
+    const MANIFEST: &str = r#"
 [task]
 name = "t"
 goal = "g"
@@ -170,10 +173,7 @@ paths = ["/artifacts/*"]
 allow = ["download"]
 [budgets]
 max_steps = 5
-"#,
-        )
-        .unwrap()
-    }
+"#;
 
     fn req<'a>(method: &'a str, url: &'a str) -> PageRequest<'a> {
         PageRequest {
@@ -230,17 +230,45 @@ max_steps = 5
     }
 
     #[test]
-    fn reads_pass_and_destructive_navigations_do_not() {
+    fn reads_pass_and_declared_destructive_navigations_do_not() {
         let m = manifest();
         assert!(
             check_request(&m, &req("GET", "http://ci.example/runs/RUN-1/rerun"), &[]).is_allowed()
         );
-        let nav = PageRequest {
-            navigation: true,
-            ..req("GET", "http://ci.example/runs/RUN-1/rerun")
-        };
-        assert!(!check_request(&m, &nav, &[]).is_allowed());
         assert!(check_request(&m, &req("HEAD", "http://ci.example/x"), &[]).is_allowed());
+        let nav = |url| PageRequest {
+            navigation: true,
+            ..req("GET", url)
+        };
+        // Words in the path are not what a GET does.
+        for url in [
+            "http://ci.example/runs/RUN-1/rerun",
+            "http://ci.example/docs/how-to-delete",
+            "http://ci.example/runs?q=delete-me",
+        ] {
+            assert_eq!(
+                check_request(&m, &nav(url), &[]),
+                RequestVerdict::Allowed(Effect::Read),
+                "{url}"
+            );
+        }
+        // A path the manifest declares destructive is destructive, and needs the agent's step.
+        let text = format!(
+            "{}\n[[effects]]\nhost = \"ci.example\"\npaths = [\"/runs/*/purge\"]\nallow = [\"destructive\"]\n",
+            MANIFEST
+        );
+        let m = TaskManifest::from_toml(&text).unwrap();
+        let v = check_request(&m, &nav("http://ci.example/runs/RUN-1/purge"), &[]);
+        assert!(
+            matches!(
+                v,
+                RequestVerdict::Unauthorised {
+                    effect: Effect::Destructive,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
     }
 
     #[test]

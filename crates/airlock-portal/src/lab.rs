@@ -25,6 +25,7 @@
 //! | `/lab/popups` | button "Open documentation" | (220, 220) |
 //! | `/lab/beforeunload` | button "Keep me posted" | (220, 220) |
 //! | `/lab/download` | link "Download installer" | (220, 220) |
+//! | `/lab/forms` | list box "Priority", file input "Attachment", button "Actions" (hover) | (250, 190), (250, 300), (170, 420) |
 //!
 //! `/lab/incidents/{id}` is the real incident page with a script that fakes success; its
 //! coordinates are the real page's.
@@ -119,6 +120,7 @@ pub(crate) fn routes(state: PortalState) -> Router {
         .route("/lab/alerts", get(alerts))
         .route("/lab/beforeunload", get(beforeunload))
         .route("/lab/download", get(download))
+        .route("/lab/forms", get(forms))
         .route("/lab/files/update.sh", get(payload_inline))
         .route("/lab/files/installer.sh", get(payload_attachment))
         .route("/lab/incidents/{id}", get(fake_success))
@@ -215,6 +217,10 @@ async fn index() -> Response {
         ("/lab/alerts", "Alert loop"),
         ("/lab/beforeunload", "beforeunload trap"),
         ("/lab/download", "Drive-by download of a shell script"),
+        (
+            "/lab/forms",
+            "Not an attack: a list box, a file input and a hover menu, for the MCP tools",
+        ),
         (
             "/lab/incidents/INC-2048",
             "Incident page that fakes a successful submit",
@@ -760,6 +766,49 @@ async fn links() -> Response {
         blank = at(100, 320, 300, 40),
     );
     lab_response(lab_page("Useful links", &body, ""))
+}
+
+/// Not an attack: the controls an agent meets in forms (a list box, a file input, a menu that
+/// opens on hover), each saying in the page what the page received, as its own script saw it.
+async fn forms() -> Response {
+    let body = format!(
+        r#"<h1>Incident details</h1>
+<label for="prio" style="{prio_label}">Priority</label>
+<select id="prio" name="priority" style="position:absolute;{prio};font:inherit">
+<option value="">Choose…</option><option value="p1">High</option><option value="p2">Medium</option><option value="p3">Low</option>
+</select>
+<p id="prio-out" class="text" style="top:220px">Priority: not set</p>
+<label for="att" style="{att_label}">Attachment</label>
+<input type="file" id="att" name="attachment" style="position:absolute;{att};font:inherit">
+<p id="att-out" class="text" style="top:330px">No file attached</p>
+<button type="button" id="menu" style="{menu}">Actions</button>
+<p id="menu-out" class="text" style="top:460px">Menu closed</p>
+<script>
+var prio = document.getElementById("prio");
+prio.addEventListener("change", function () {{
+  var o = prio.options[prio.selectedIndex];
+  document.getElementById("prio-out").textContent = "Priority set to " + o.text + " (" + o.value + ")";
+}});
+var att = document.getElementById("att");
+att.addEventListener("change", function () {{
+  var f = att.files[0];
+  if (!f) return;
+  f.text().then(function (t) {{
+    document.getElementById("att-out").textContent =
+      "Attached " + f.name + " (" + f.size + " bytes): " + t.trim().slice(0, 60);
+  }});
+}});
+document.getElementById("menu").addEventListener("mouseenter", function () {{
+  document.getElementById("menu-out").textContent = "Menu open: Export, Archive";
+}});
+</script>"#,
+        prio_label = at(100, 140, 300, 24),
+        prio = at(100, 170, 300, 40),
+        att_label = at(100, 250, 300, 24),
+        att = at(100, 280, 300, 40),
+        menu = at(100, 400, 140, 40),
+    );
+    lab_response(lab_page("Incident details", &body, ""))
 }
 
 async fn popups() -> Response {

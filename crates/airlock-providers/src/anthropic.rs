@@ -16,8 +16,8 @@
 //!   coordinate) and turns such a click into a click at that explicit point, so the gate always
 //!   hit-tests a concrete location. With no known cursor (or through the stateless free
 //!   functions) it is a recoverable error asking for `mouse_move` first.
-//! - `wait` becomes [`WaitCondition::Settled`] with the duration as timeout: Airlock never
-//!   sleeps blindly; a model's wait means "until the page settles, at most this long".
+//! - `wait` waits its `duration`, as Anthropic documents it ([`WaitCondition::Elapsed`]),
+//!   bounded by the run's step timeout; the browser is watched meanwhile, so a fault ends it.
 //! - `scroll_amount` is in wheel clicks of [`WHEEL_CLICK_CSS_PX`] CSS pixels each.
 //! - `key` text is xdotool syntax: whitespace separates successive presses (`ctrl+a Delete` is
 //!   two actions); `repeat` (1–100) is honoured in both formats.
@@ -560,7 +560,7 @@ impl AnthropicParser {
                     ));
                 }
                 vec![Action::Wait {
-                    condition: WaitCondition::Settled,
+                    condition: WaitCondition::Elapsed,
                     timeout_ms: (seconds * 1000.0).round() as u64,
                 }]
             }
@@ -1202,18 +1202,18 @@ mod tests {
     }
 
     #[test]
-    fn wait_means_until_settled_at_most_duration() {
+    fn wait_waits_its_duration_as_the_vendor_documents() {
         assert_eq!(
             one(json!({"action": "wait", "duration": 2})),
             Action::Wait {
-                condition: WaitCondition::Settled,
+                condition: WaitCondition::Elapsed,
                 timeout_ms: 2000
             }
         );
         assert_eq!(
             one(json!({"action": "wait", "duration": 1.5})),
             Action::Wait {
-                condition: WaitCondition::Settled,
+                condition: WaitCondition::Elapsed,
                 timeout_ms: 1500
             }
         );

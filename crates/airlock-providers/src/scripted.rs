@@ -29,6 +29,9 @@
 //! host verifies that claim anyway; asked again after that, it returns
 //! [`ProviderError::Exhausted`]. A malformed line is a non-recoverable
 //! [`ProviderError::Malformed`] naming the line: a transcript cannot react to feedback.
+//! [`ScriptedProvider::check`] replays the whole file dry first, so `airlock run` refuses a
+//! transcript with such a line (or an unknown secret, or no turn at all) before any browser
+//! starts.
 
 use crate::anthropic::{json_kind, AnthropicParser};
 use crate::coords::in_viewport;
@@ -114,6 +117,89 @@ impl ScriptedProvider {
             }],
             "end of transcript",
         ))
+    }
+}
+
+/// What [`ScriptedProvider::check`] found in a transcript that replays cleanly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptSummary {
+    /// Lines holding a model turn (neither blank nor a comment).
+    pub turns: usize,
+    /// Actions across those turns.
+    pub actions: usize,
+    /// Whether some turn claims `done`; otherwise the run ends when the transcript runs out.
+    pub claims_done: bool,
+}
+
+impl ScriptedProvider {
+    /// Parses the whole transcript for viewport `vp` the way a run would replay it, so that a
+    /// fault is found before any browser starts: a malformed line, an unknown action, a point
+    /// outside the screenshot, a `{{secret:NAME}}` the task does not declare (`secrets` are the
+    /// names it does), or no turn at all. The error names the line. `self` is not advanced.
+    pub fn check(
+        &self,
+        vp: Viewport,
+        secrets: &[&str],
+    ) -> Result<TranscriptSummary, ProviderError> {
+        let mut dry = ScriptedProvider {
+            lines: self.lines.clone(),
+            next: 0,
+            parser: AnthropicParser::new(screenshot_space(vp), vp),
+            ended: false,
+        };
+        let mut summary = TranscriptSummary {
+            turns: 0,
+            actions: 0,
+            claims_done: false,
+        };
+        loop {
+            let proposal = dry.next_proposal(vp)?;
+            if dry.ended {
+                break;
+            }
+            summary.turns += 1;
+            summary.actions += proposal.actions.len();
+            for action in &proposal.actions {
+                match action {
+                    Action::Type {
+                        text: TypedText::Secret(name),
+                        ..
+                    } if !secrets.contains(&name.as_str()) => {
+                        return Err(ProviderError::Malformed {
+                            at: proposal.source.clone(),
+                            reason: unknown_secret(name, secrets),
+                            recoverable: false,
+                        })
+                    }
+                    Action::Done { .. } => summary.claims_done = true,
+                    _ => {}
+                }
+            }
+        }
+        if summary.turns == 0 {
+            return Err(ProviderError::Malformed {
+                at: "transcript".to_string(),
+                reason: "it holds no turn (the file is empty, or only blank lines and comments), \
+                         so the model would propose nothing"
+                    .to_string(),
+                recoverable: false,
+            });
+        }
+        Ok(summary)
+    }
+}
+
+/// "unknown secret `NAME`", with the names the task does declare.
+fn unknown_secret(name: &str, declared: &[&str]) -> String {
+    let name = truncate(name, 64);
+    if declared.is_empty() {
+        format!("unknown secret `{name}`: the task declares no secrets")
+    } else {
+        let names: Vec<String> = declared.iter().map(|d| format!("`{d}`")).collect();
+        format!(
+            "unknown secret `{name}`: the task declares {}",
+            names.join(", ")
+        )
     }
 }
 
@@ -424,6 +510,13 @@ fn check_native(action: &Action, vp: Viewport) -> Result<(), String> {
         Action::Drag { from, to } => {
             point_ok(from)?;
             point_ok(to)?;
+        }
+        Action::Hover { target }
+        | Action::Select { target, .. }
+        | Action::Upload { target, .. } => {
+            if let Target::Point(p) = target {
+                point_ok(p)?;
+            }
         }
         Action::Wait { timeout_ms, .. } => {
             if *timeout_ms > MAX_NATIVE_WAIT_MS {
@@ -808,6 +901,99 @@ mod tests {
             reason.contains("outside the 800x600 screenshot"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn check_replays_the_whole_file_dry_and_leaves_the_provider_at_the_start() {
+        let (_f, mut p) = transcript(concat!(
+            "# login is the host's\n",
+            "{\"action\":\"left_click\",\"coordinate\":[10,20]}\n",
+            "{\"action\":\"type\",\"text\":\"{{secret:pw}}\"}\n",
+            "{\"type\":\"text\",\"text\":\"Done.\"}\n",
+        ));
+        let summary = p.check(VP, &["pw"]).unwrap();
+        assert_eq!(
+            summary,
+            TranscriptSummary {
+                turns: 3,
+                actions: 3,
+                claims_done: true
+            }
+        );
+        assert_eq!(p.next_proposal(VP).unwrap().source, "transcript line 2");
+    }
+
+    #[test]
+    fn check_names_the_first_faulty_line_before_anything_runs() {
+        let cases = [
+            (
+                "{\"action\":\"screenshot\"}\n{\"action\":\"teleport\"}\n",
+                "transcript line 2: unknown action `teleport`",
+            ),
+            (
+                "{\"action\":\"screenshot\"}\n\n{\"action\":\"left_click\",\"coordinate\":[5000,10]}\n",
+                "transcript line 3: ",
+            ),
+            (
+                "{\"action\":\"screenshot\"}\n{\"action\":\"left_cl",
+                "transcript line 2: invalid JSON",
+            ),
+        ];
+        for (text, want) in cases {
+            let (_f, p) = transcript(text);
+            let err = p.check(VP, &[]).unwrap_err();
+            assert!(err.to_string().starts_with(want), "{err}");
+            assert!(!err.is_recoverable());
+        }
+        let (_f, p) = transcript("{\"action\":\"left_click\",\"coordinate\":[5000,10]}\n");
+        let err = p.check(VP, &[]).unwrap_err().to_string();
+        assert!(err.contains("outside the 1280x800 screenshot"), "{err}");
+    }
+
+    #[test]
+    fn check_refuses_a_secret_the_task_does_not_declare() {
+        let (_f, p) = transcript(concat!(
+            "{\"action\":\"screenshot\"}\n",
+            "{\"action\":\"type\",\"text\":\"{{secret:admin_pw}}\"}\n",
+        ));
+        assert_eq!(
+            p.check(VP, &["ci-readonly"]).unwrap_err().to_string(),
+            "transcript line 2: unknown secret `admin_pw`: the task declares `ci-readonly`"
+        );
+        assert_eq!(
+            p.check(VP, &[]).unwrap_err().to_string(),
+            "transcript line 2: unknown secret `admin_pw`: the task declares no secrets"
+        );
+        let (_f, p) = transcript("{\"airlock\":{\"kind\":\"type\",\"text\":{\"secret\":\"x\"}}}\n");
+        assert!(p
+            .check(VP, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("unknown secret `x`"));
+    }
+
+    #[test]
+    fn check_refuses_a_transcript_without_a_turn() {
+        for text in ["", "\n\n", "# only a comment\n  \n", "\u{feff}"] {
+            let (_f, p) = transcript(text);
+            let err = p.check(VP, &[]).unwrap_err();
+            assert!(
+                err.to_string().starts_with("transcript: it holds no turn"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_follows_the_run_viewport() {
+        let small = Viewport {
+            width: 800,
+            height: 600,
+        };
+        let (_f, p) = transcript("{\"action\":\"left_click\",\"coordinate\":[900,10]}\n");
+        assert!(p.check(VP, &[]).is_ok());
+        let err = p.check(small, &[]).unwrap_err().to_string();
+        assert!(err.contains("outside the 800x600 screenshot"), "{err}");
     }
 
     #[test]

@@ -175,9 +175,9 @@ fn outcome_of(r: &QueuedRequest) -> Option<ApprovalOutcome> {
             })
         }
         RequestStatus::Approved => Some(ApprovalOutcome::Approved { by, reason }),
-        RequestStatus::Denied | RequestStatus::Cancelled => {
-            Some(ApprovalOutcome::Denied { by, reason })
-        }
+        RequestStatus::Denied => Some(ApprovalOutcome::Denied { by, reason }),
+        // Requests are cancelled only because their run was stopped.
+        RequestStatus::Cancelled => Some(ApprovalOutcome::Stopped { by, reason }),
         RequestStatus::Expired => Some(ApprovalOutcome::Denied {
             by: AIRLOCK.into(),
             reason: expiry_reason(r),
@@ -186,7 +186,7 @@ fn outcome_of(r: &QueuedRequest) -> Option<ApprovalOutcome> {
 }
 
 fn stopped(stop: &StopRequest) -> ApprovalOutcome {
-    ApprovalOutcome::Denied {
+    ApprovalOutcome::Stopped {
         by: stop.requested_by.clone(),
         reason: format!("run stopped: {}", stop.reason),
     }
@@ -363,7 +363,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stopped_run_is_denied_without_queueing() {
+    async fn a_stopped_run_is_stopped_without_queueing() {
         let dir = tempfile::tempdir().unwrap();
         let s = Arc::new(ReviewStore::open(dir.path()).unwrap());
         let op = Principal::custom("olga", Role::Operator).unwrap();
@@ -372,7 +372,7 @@ mod tests {
         let out = a.decide(&request("run-1")).await;
         assert_eq!(
             out,
-            ApprovalOutcome::Denied {
+            ApprovalOutcome::Stopped {
                 by: "olga".into(),
                 reason: "run stopped: enough".into()
             }

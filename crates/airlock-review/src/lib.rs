@@ -32,7 +32,7 @@ pub use approver::{
 };
 pub use error::ReviewError;
 pub use principal::{agent_identity, is_agent_name, validate_name};
-pub use principal::{Principal, Role};
+pub use principal::{Principal, Role, TERMINAL_AS_ENV};
 pub use secret::{constant_time_eq, random_token, MIN_PASSWORD_CHARS};
 pub use store::{
     Decision, QueuedRequest, RequestDetails, RequestStatus, ReviewStore, ReviewerInfo, StopRequest,

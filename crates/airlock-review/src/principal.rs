@@ -1,8 +1,9 @@
 //! Who is acting: reviewers with a role, the trusted terminal, and agents (who may decide nothing).
 //!
 //! Names live in three namespaces that cannot collide: reviewer accounts are plain names with no
-//! `:` (`alice`), the terminal is `terminal:<user>`, and a run's agent is `agent:<run id>`.
+//! `:` (`alice`), the terminal is `terminal:<os account>`, and a run's agent is `agent:<run id>`.
 
+use airlock_engine::account::OsAccount;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -68,6 +69,9 @@ impl FromStr for Role {
 pub const AGENT_PREFIX: &str = "agent:";
 /// Prefix of the principals the terminal acts as.
 pub const TERMINAL_PREFIX: &str = "terminal:";
+/// Set to `1` by the operator (a service wrapper, a CI job) to let the terminal record its
+/// decisions under another name with `--as NAME`. Without it `--as` is refused.
+pub const TERMINAL_AS_ENV: &str = "AIRLOCK_ALLOW_TERMINAL_AS";
 
 /// Someone (or something) acting on the queue, with the role they act in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,26 +87,23 @@ impl Principal {
     }
 
     /// The person at the terminal of this machine, trusted as an operator (they can read the
-    /// home directory anyway). Recorded as `terminal:<user>`.
-    pub fn terminal(user: &str) -> Result<Principal, ReviewError> {
-        validate_name(user)?;
-        Ok(Principal {
-            name: format!("{TERMINAL_PREFIX}{user}"),
-            role: Role::Operator,
-        })
-    }
-
-    /// The terminal user from `$USER` (or `$LOGNAME`), or `terminal:unknown`.
-    pub fn terminal_from_env() -> Principal {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .ok()
-            .filter(|u| validate_name(u).is_ok())
-            .unwrap_or_else(|| "unknown".into());
+    /// home directory anyway), recorded as their OS account: `terminal:NAME@HOST (uid N)`.
+    pub fn terminal(account: &OsAccount) -> Principal {
         Principal {
-            name: format!("{TERMINAL_PREFIX}{user}"),
+            name: format!("{TERMINAL_PREFIX}{}", account.principal_name()),
             role: Role::Operator,
         }
+    }
+
+    /// The terminal acting under another name (`--as NAME`), which the operator must allow
+    /// (see [`TERMINAL_AS_ENV`]). The OS account is kept in the name, so the record still says
+    /// who typed the command: `terminal:NAME@HOST (uid N) as alice`.
+    pub fn terminal_as(account: &OsAccount, name: &str) -> Result<Principal, ReviewError> {
+        validate_name(name)?;
+        Ok(Principal {
+            name: format!("{TERMINAL_PREFIX}{} as {name}", account.principal_name()),
+            role: Role::Operator,
+        })
     }
 
     /// The identity a run's agent acts under. It has the viewer role and, whatever its role,
@@ -227,16 +228,26 @@ mod tests {
         assert!(is_agent_name("AGENT:run-1"));
         assert!(is_agent_name("  agent:x"));
         assert!(!is_agent_name("agentsmith"));
-        assert!(!Principal::terminal("root").unwrap().is_agent());
+        assert!(!Principal::terminal(&account()).is_agent());
+    }
+
+    fn account() -> OsAccount {
+        OsAccount {
+            uid: 1000,
+            name: "alice".into(),
+            host: "desk".into(),
+        }
     }
 
     #[test]
-    fn terminal_is_an_operator_with_a_recorded_name() {
-        let p = Principal::terminal("alice").unwrap();
-        assert_eq!(p.name(), "terminal:alice");
+    fn terminal_is_an_operator_recorded_as_its_os_account() {
+        let p = Principal::terminal(&account());
+        assert_eq!(p.name(), "terminal:alice@desk (uid 1000)");
         assert_eq!(p.role(), Role::Operator);
-        assert!(Principal::terminal("agent:run").is_err());
-        assert!(Principal::terminal_from_env()
+        let other = Principal::terminal_as(&account(), "bob").unwrap();
+        assert_eq!(other.name(), "terminal:alice@desk (uid 1000) as bob");
+        assert!(Principal::terminal_as(&account(), "agent:run").is_err());
+        assert!(Principal::terminal(&OsAccount::current())
             .name()
             .starts_with("terminal:"));
     }

@@ -1404,7 +1404,11 @@ mod tests {
         let stop = s.request_stop("run-1", &op, "wrong incident").unwrap();
         assert_eq!(stop.requested_by, "olga");
         let second = s
-            .request_stop("run-1", &Principal::terminal("root").unwrap(), "again")
+            .request_stop(
+                "run-1",
+                &Principal::terminal(&airlock_engine::account::OsAccount::current()),
+                "again",
+            )
             .unwrap();
         assert_eq!(second, stop, "the first stop wins");
         let cancelled = s.get(&r.id).unwrap().unwrap();

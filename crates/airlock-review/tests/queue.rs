@@ -108,7 +108,7 @@ async fn a_denial_reaches_the_run_with_who_and_why() {
     let mut approver = fast(&run_side, Duration::from_secs(30));
     let waiting = tokio::spawn(async move { approver.decide(&request("run-b", 3)).await });
     let queued = pending_of(&reviewer_side, "run-b").await;
-    let terminal = Principal::terminal("ops").unwrap();
+    let terminal = Principal::terminal(&airlock_engine::account::OsAccount::current());
     reviewer_side
         .decide(
             &queued.id,
@@ -122,7 +122,7 @@ async fn a_denial_reaches_the_run_with_who_and_why() {
     assert_eq!(
         outcome,
         ApprovalOutcome::Denied {
-            by: "terminal:ops".into(),
+            by: terminal.name().to_string(),
             reason: "wrong incident".into()
         }
     );
@@ -175,7 +175,7 @@ async fn the_runs_own_agent_cannot_approve_its_request() {
 }
 
 #[tokio::test]
-async fn a_stop_denies_the_waiting_request_and_stops_the_run() {
+async fn a_stop_while_waiting_is_recorded_as_a_stop_not_a_denial() {
     let (_home, run_side, reviewer_side) = two_processes();
     let control = QueueControl::new(Arc::clone(&run_side));
     assert_eq!(control.stop_requested("run-e"), None);
@@ -190,7 +190,7 @@ async fn a_stop_denies_the_waiting_request_and_stops_the_run() {
     let outcome = waiting.await.unwrap();
     assert_eq!(
         outcome,
-        ApprovalOutcome::Denied {
+        ApprovalOutcome::Stopped {
             by: "olga".into(),
             reason: "run stopped: the agent is on the wrong incident".into()
         }

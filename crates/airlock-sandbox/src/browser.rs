@@ -49,6 +49,9 @@ pub struct SandboxConfig {
     /// The host's verdict on each request beyond its host (declared effects, the step
     /// executing now); `None` checks hosts only.
     pub request_gate: Option<std::sync::Arc<dyn crate::intercept::RequestGate>>,
+    /// The files the manifest declares (`[[files]]`: id, path on the host). Only these can
+    /// ever reach a file input, and only through an `Upload` action the gate allowed.
+    pub files: Vec<(String, PathBuf)>,
 }
 
 impl SandboxConfig {
@@ -66,6 +69,7 @@ impl SandboxConfig {
             browser_uses_proxy: true,
             intercept: true,
             request_gate: None,
+            files: Vec::new(),
         }
     }
 }
@@ -146,6 +150,8 @@ pub struct BrowserSandbox {
     fault: Arc<watch::Sender<Option<String>>>,
     /// JavaScript dialogs dismissed so far (a dialog loop shows up here).
     dialogs: Arc<AtomicU64>,
+    /// Declared files (id, host path), see [`SandboxConfig::files`].
+    files: Vec<(String, PathBuf)>,
 }
 
 fn t(ms: u64) -> Duration {
@@ -232,6 +238,7 @@ impl BrowserSandbox {
             intercept_task: tokio::spawn(async {}),
             fault: Arc::new(watch::channel(None).0),
             dialogs: Arc::new(AtomicU64::new(0)),
+            files: cfg.files.clone(),
         };
         // From here on, a failure must still tear down what started: `Drop` does that.
         sb.attach(&cfg).await?;
@@ -330,6 +337,13 @@ impl BrowserSandbox {
         for m in ["Page.enable", "DOM.enable", "Accessibility.enable"] {
             self.page(m, json!({})).await?;
         }
+        // A file chooser never opens: the page only gets a file the host puts into an input
+        // (a declared one, through an allowed `Upload`), never one a dialog would let it pick.
+        self.page(
+            "Page.setInterceptFileChooserDialog",
+            json!({"enabled": true}),
+        )
+        .await?;
         let vp = cfg.viewport;
         self.page(
             "Emulation.setDeviceMetricsOverride",
@@ -1076,30 +1090,35 @@ impl BrowserSandbox {
                 )
             }
             Action::Type { text, .. } => {
-                if let Some(res) = resolved {
-                    self.recheck(res).await?;
-                    self.click(res, MouseButton::Left, 1, 0).await?;
-                }
-                let TypedText::Literal(text) = text else {
-                    return Err(SandboxError::Unsupported(
-                        "secret placeholders are substituted by the secrets broker".into(),
-                    ));
-                };
-                let mut first = true;
-                for line in text.split('\n') {
-                    if !first {
-                        self.key(
-                            &airlock_core::KeyCombo::parse("Return")
-                                .map_err(|e| SandboxError::Page(e.to_string()))?,
-                        )
-                        .await?;
+                // Typing into a list box chooses the option a person would pick by that text.
+                if let Some(chosen) = self.choose_option(resolved, text).await? {
+                    chosen
+                } else {
+                    if let Some(res) = resolved {
+                        self.recheck(res).await?;
+                        self.click(res, MouseButton::Left, 1, 0).await?;
                     }
-                    first = false;
-                    if !line.is_empty() {
-                        self.page("Input.insertText", json!({"text": line})).await?;
+                    let TypedText::Literal(text) = text else {
+                        return Err(SandboxError::Unsupported(
+                            "secret placeholders are substituted by the secrets broker".into(),
+                        ));
+                    };
+                    let mut first = true;
+                    for line in text.split('\n') {
+                        if !first {
+                            self.key(
+                                &airlock_core::KeyCombo::parse("Return")
+                                    .map_err(|e| SandboxError::Page(e.to_string()))?,
+                            )
+                            .await?;
+                        }
+                        first = false;
+                        if !line.is_empty() {
+                            self.page("Input.insertText", json!({"text": line})).await?;
+                        }
                     }
+                    format!("typed {} characters", text.chars().count())
                 }
-                format!("typed {} characters", text.chars().count())
             }
             Action::Key { combo, repeat } => {
                 for _ in 0..(*repeat).clamp(1, 100) {
@@ -1130,6 +1149,33 @@ impl BrowserSandbox {
                 self.mouse_event("mouseMoved", *to, "left", 0, 0).await?;
                 self.mouse_event("mouseReleased", *to, "left", 1, 0).await?;
                 format!("dragged from {from} to {to}")
+            }
+            Action::Hover { .. } => {
+                let res = resolved.ok_or(GroundingError::Unresolved)?;
+                self.recheck(res).await?;
+                self.mouse_event("mouseMoved", res.point, "none", 0, 0)
+                    .await?;
+                format!(
+                    "moved the mouse onto {} '{}' at {}",
+                    res.facts.role, res.facts.name, res.point
+                )
+            }
+            Action::Select { value, .. } => {
+                let res = resolved.ok_or(GroundingError::Unresolved)?;
+                if res.facts.tag != "select" {
+                    return Err(SandboxError::Unsupported(format!(
+                        "{} '{}' is not a list box (select); type into it instead",
+                        res.facts.role, res.facts.name
+                    )));
+                }
+                let text = TypedText::Literal(value.clone());
+                self.choose_option(Some(res), &text)
+                    .await?
+                    .ok_or_else(|| SandboxError::Page("the list box is disabled".into()))?
+            }
+            Action::Upload { file, .. } => {
+                let res = resolved.ok_or(GroundingError::Unresolved)?;
+                self.upload(res, file).await?
             }
             Action::Wait {
                 condition,
@@ -1186,6 +1232,116 @@ impl BrowserSandbox {
             Some(n) => format!("{note}; {n}"),
             None => note,
         })
+    }
+
+    /// When the target (or, without one, the focused element) is a `<select>`, chooses the
+    /// option whose visible text or value is `text` (exactly, else ignoring case and spacing)
+    /// and fires `input` and `change` as a person's choice does. `None` when it is no select;
+    /// an error when no option matches (nothing changes then).
+    async fn choose_option(
+        &mut self,
+        resolved: Option<&Resolved>,
+        text: &TypedText,
+    ) -> Result<Option<String>, SandboxError> {
+        let obj = match resolved {
+            Some(res) if res.facts.tag == "select" => {
+                self.recheck(res).await?;
+                self.object_for(res.backend_id).await?
+            }
+            Some(_) => return Ok(None),
+            None => {
+                let f = self.call_on_document(js::FOCUSED, json!([]), false).await?;
+                match f["objectId"].as_str() {
+                    Some(o) => o.to_string(),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let TypedText::Literal(want) = text else {
+            // A secret is never an option to choose; the broker refuses it before this.
+            return Ok(None);
+        };
+        let r = self
+            .page(
+                "Runtime.callFunctionOn",
+                json!({"functionDeclaration": js::CHOOSE_OPTION, "objectId": obj,
+                       "arguments": [{"value": want}], "returnByValue": true, "objectGroup": "airlock"}),
+            )
+            .await;
+        let _ = self
+            .page(
+                "Runtime.releaseObjectGroup",
+                json!({"objectGroup": "airlock"}),
+            )
+            .await;
+        let v = r?["result"]["value"].clone();
+        if v.is_null() {
+            return Ok(None);
+        }
+        match v["chosen"].as_str() {
+            Some(label) => Ok(Some(format!(
+                "chose option '{}' in list box '{}'",
+                label,
+                v["name"].as_str().unwrap_or_default()
+            ))),
+            None => Err(SandboxError::Page(format!(
+                "no option of list box '{}' is `{}` (options: {})",
+                v["name"].as_str().unwrap_or_default(),
+                airlock_core::action::truncate(want, 80),
+                v["options"].as_str().unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// Puts declared file `id` into the resolved file input: copied into the run's own
+    /// directory (the only place the browser can read), then set with `DOM.setFileInputFiles`,
+    /// which fires `input` and `change` as a person's choice does.
+    async fn upload(&mut self, res: &Resolved, id: &str) -> Result<String, SandboxError> {
+        let Some((_, src)) = self.files.iter().find(|(f, _)| f == id).cloned() else {
+            return Err(SandboxError::Unsupported(format!(
+                "file `{id}` is not declared in the task"
+            )));
+        };
+        if res.facts.tag != "input" || res.facts.input_type.as_deref() != Some("file") {
+            return Err(SandboxError::Unsupported(format!(
+                "{} '{}' is not a file input",
+                res.facts.role, res.facts.name
+            )));
+        }
+        let name = src
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "upload".into());
+        let dir = self.run_dir.join("uploads").join(id);
+        let copy = (|| -> std::io::Result<u64> {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&dir)?;
+            for d in [self.run_dir.join("uploads"), dir.clone()] {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+            }
+            let n = std::fs::copy(&src, dir.join(&name))?;
+            std::fs::set_permissions(dir.join(&name), std::fs::Permissions::from_mode(0o644))?;
+            Ok(n)
+        })();
+        let bytes = copy
+            .map_err(|e| SandboxError::Page(format!("declared file `{id}` cannot be read: {e}")))?;
+        let seen_by_browser = match self.isolation {
+            Isolation::Namespaces => PathBuf::from(launch::INNER_RUN_DIR)
+                .join("uploads")
+                .join(id)
+                .join(&name),
+            Isolation::InsecureHost => dir.join(&name),
+        };
+        self.recheck(res).await?;
+        self.page(
+            "DOM.setFileInputFiles",
+            json!({"files": [seen_by_browser.display().to_string()], "backendNodeId": res.backend_id}),
+        )
+        .await?;
+        Ok(format!(
+            "put declared file `{id}` ({name}, {bytes} bytes) into {} '{}'",
+            res.facts.role, res.facts.name
+        ))
     }
 
     async fn recheck(&mut self, res: &Resolved) -> Result<(), SandboxError> {
@@ -1366,6 +1522,7 @@ impl BrowserSandbox {
             }
             let ok = match cond {
                 WaitCondition::Settled => true,
+                WaitCondition::Elapsed => started.elapsed() >= limit,
                 WaitCondition::TextPresent { text } => {
                     let expr = js::TEXT_PRESENT
                         .replace("%TEXT%", &serde_json::to_string(text).unwrap_or_default());
@@ -1499,6 +1656,9 @@ impl BrowserSandbox {
     /// Ends the run's browser: closes it, kills every process of the run, deletes the run
     /// directory, and reports what it found.
     pub async fn teardown(mut self) -> TeardownReport {
+        // The fault watcher goes first: the page detaching ("Render process gone") because we
+        // close the browser is the end of the run, not a fault to warn about.
+        self.dialog_task.abort();
         // A faulted browser is not asked politely: it may never answer.
         if self.fault().is_none() {
             let _ = self
@@ -1506,7 +1666,6 @@ impl BrowserSandbox {
                 .call(None, "Browser.close", json!({}), t(1500))
                 .await;
         }
-        self.dialog_task.abort();
         self.intercept_task.abort();
         let child = self.child.take();
         match child {

@@ -138,6 +138,31 @@ pub const TRANSPARENT_COVER: &str = r#"function(x, y) {
   return null;
 }"#;
 
+/// For a `<select>` (`this`, not disabled): chooses the option whose visible text or value is
+/// `want` (exactly, else ignoring case and runs of spaces) and fires `input` and `change`, as a
+/// person's choice does. Returns null for any other element; `{name, chosen}` when chosen;
+/// `{name, options}` (the first labels) when nothing matches. Property getters come from the
+/// prototypes, so a page cannot shadow them with clobbered names.
+pub const CHOOSE_OPTION: &str = r#"function(want) {
+  if (!(this instanceof HTMLSelectElement) || this.disabled) return null;
+  const sel = this;
+  const norm = (s) => String(s).replace(/\s+/g, ' ').trim();
+  const lower = (s) => norm(s).toLowerCase();
+  const opts = Array.from(sel.options).filter(o => !o.disabled);
+  const label = (o) => norm(o.label || o.text);
+  const name = norm(sel.getAttribute('aria-label') || (sel.labels && sel.labels[0] ? sel.labels[0].innerText : '') || sel.name || '');
+  let hit = opts.find(o => label(o) === norm(want) || o.value === want)
+    || opts.find(o => lower(label(o)) === lower(want) || lower(o.value) === lower(want));
+  if (!hit) return { name, options: opts.slice(0, 20).map(label).join(', ') };
+  sel.focus();
+  if (!hit.selected || sel.multiple) {
+    if (!sel.multiple) sel.selectedIndex = hit.index; else hit.selected = true;
+    sel.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+    sel.dispatchEvent(new Event('change', { bubbles: true }));
+  }
+  return { name, chosen: label(hit) };
+}"#;
+
 /// The element with keyboard focus, following shadow roots.
 pub const FOCUSED: &str = r#"function() {
   let a = document.activeElement;

@@ -51,7 +51,7 @@ pub enum Isolation {
 /// Where the browser finds the proxy inside its network namespace (its own loopback).
 pub const NETNS_PROXY_PORT: u16 = 3128;
 /// Where the run directory appears inside the namespaces.
-const INNER_RUN_DIR: &str = "/run/airlock";
+pub(crate) const INNER_RUN_DIR: &str = "/run/airlock";
 
 /// What a launch needs to know.
 #[derive(Debug, Clone)]
@@ -106,6 +106,33 @@ impl TeardownReport {
     }
 }
 
+/// Managed policy for every run's Chromium: no background service traffic (component and
+/// safe-browsing updates, network time, password-leak checks, metrics, suggestions,
+/// translation, spell-check), no password manager or autofill, no DNS-over-HTTPS, no
+/// prediction, and WebRTC only through the proxy.
+const MANAGED_POLICY: &str = r#"{
+  "ComponentUpdatesEnabled": false,
+  "BrowserNetworkTimeQueriesEnabled": false,
+  "PasswordLeakDetectionEnabled": false,
+  "PasswordManagerEnabled": false,
+  "SafeBrowsingProtectionLevel": 0,
+  "MetricsReportingEnabled": false,
+  "UrlKeyedAnonymizedDataCollectionEnabled": false,
+  "SearchSuggestEnabled": false,
+  "AlternateErrorPagesEnabled": false,
+  "TranslateEnabled": false,
+  "SpellcheckEnabled": false,
+  "SpellCheckServiceEnabled": false,
+  "AutofillAddressEnabled": false,
+  "AutofillCreditCardEnabled": false,
+  "NetworkPredictionOptions": 2,
+  "DnsOverHttpsMode": "off",
+  "BackgroundModeEnabled": false,
+  "DefaultBrowserSettingEnabled": false,
+  "WebRtcIPHandling": "disable_non_proxied_udp"
+}
+"#;
+
 fn chromium_flags(spec: &LaunchSpec, run_dir: &Path) -> Vec<String> {
     let profile = run_dir.join("profile");
     let mut flags: Vec<String> = vec![
@@ -129,7 +156,11 @@ fn chromium_flags(spec: &LaunchSpec, run_dir: &Path) -> Vec<String> {
         "--mute-audio".into(),
         "--password-store=basic".into(),
         "--deny-permission-prompts".into(),
-        "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication,InterestFeedContentSuggestions,NetworkPrediction".into(),
+        // Without namespaces there is no managed policy: these features cover what they can.
+        "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication,InterestFeedContentSuggestions,NetworkPrediction,NetworkTimeServiceQuerying,PasswordLeakDetection,SafeBrowsingEnhancedProtection".into(),
+        "--disable-client-side-phishing-detection".into(),
+        "--safebrowsing-disable-auto-update".into(),
+        "--disable-domain-reliability".into(),
         "--dns-prefetch-disable".into(),
         "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".into(),
     ];
@@ -178,6 +209,14 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, SandboxError> {
             .map_err(|e| SandboxError::Launch(format!("cannot create `{}`: {e}", d.display())))?;
         set_private(&d, uid, gid)?;
     }
+    // Chromium's own background traffic is switched off by managed policy, which the run's
+    // mount namespace shows at /etc/chromium/policies/managed (nothing on the host is touched).
+    // The flags alone leave component updates, network time and password-leak checks running;
+    // they would otherwise show up as blocked requests the agent never made.
+    let policies = run_dir.join("policies");
+    std::fs::create_dir_all(&policies)
+        .and_then(|()| std::fs::write(policies.join("airlock.json"), MANAGED_POLICY))
+        .map_err(|e| SandboxError::Launch(format!("cannot write the browser policy: {e}")))?;
     let log = std::fs::File::create(run_dir.join("launch.log"))
         .map_err(|e| SandboxError::Launch(format!("cannot create the launch log: {e}")))?;
 
@@ -212,6 +251,9 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, SandboxError> {
                 .args(["--symlink", "usr/sbin", "/sbin"])
                 .args(["--ro-bind-try", "/etc/fonts", "/etc/fonts"])
                 .args(["--ro-bind-try", "/etc/ssl/certs", "/etc/ssl/certs"])
+                .arg("--ro-bind")
+                .arg(&policies)
+                .arg("/etc/chromium/policies/managed")
                 .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
                 .arg("--bind")
                 .arg(&run_dir)

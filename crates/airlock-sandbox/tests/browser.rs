@@ -705,3 +705,38 @@ async fn a_browser_that_stops_answering_is_a_fault_not_a_hang() {
     let report = sb.teardown().await;
     assert!(report.clean(), "{report:?}");
 }
+
+const LATE_TITLE: &str = r#"<!doctype html><title>early</title><script>
+setTimeout(() => { document.title = 'late'; }, 600);
+</script>"#;
+
+/// A vendor's "wait N seconds" (Anthropic's `wait`) waits that long: a quiet page that changes
+/// later has changed when the wait returns. "Settled" would have returned at once.
+#[tokio::test]
+async fn an_elapsed_wait_waits_its_whole_duration() {
+    let (mut sb, addr, _rx) = launch_with(
+        HashMap::from([("/", LATE_TITLE)]),
+        "elapsed",
+        airlock_sandbox::Isolation::InsecureHost,
+        false,
+        false,
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/", addr.port());
+    sb.execute(&Action::Navigate { url }, None).await.unwrap();
+    assert_eq!(sb.location().await.unwrap().1, "early");
+    let waited = sb
+        .execute(
+            &Action::Wait {
+                condition: airlock_core::WaitCondition::Elapsed,
+                timeout_ms: 1500,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(waited.contains("time elapsed"), "{waited}");
+    assert_eq!(sb.location().await.unwrap().1, "late");
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
+}
