@@ -119,7 +119,12 @@ export async function reloadUntil(page, locator, what) {
     if (await locator.first().isVisible().catch(() => false)) return;
     if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} on ${page.url()}`);
     await page.waitForTimeout(1000);
-    await page.reload();
+    // The live run page reloads itself when the run ends; a person's reload that races it is
+    // cut short ("Not attached to an active page", "interrupted by another navigation"). Look
+    // again rather than fail: the page that won the race is the one to read.
+    await page.reload().catch((e) => {
+      if (!/Not attached to an active page|interrupted by another navigation|ERR_ABORTED/.test(String(e))) throw e;
+    });
   }
 }
 

@@ -22,9 +22,15 @@ use airlock_audit::{AuditError, AuditStore, BlobRef, Event, VerifyReport};
 use crate::html::{badge, chips, esc, fmt_time, json_pre, png_size, shot, Marker, ShotSource, CSS};
 use crate::view::{actions_words, marker_of, n, outcome_words, s, strings, u, RunFacts, Shot};
 
-/// The policy the replay runs under, as a `<meta>` in the file and a header in the web UI.
+/// The policy the replay runs under when the web UI serves it, as a header.
 pub const CSP: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; \
                        frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The same policy as a `<meta>` in the file opened from disk. `frame-ancestors` is left out:
+/// browsers honour it only as a header and report it as an error in a `<meta>` (the file has
+/// no server to send headers, so nothing is lost by leaving it out).
+const META_CSP: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; \
+                        base-uri 'none'; form-action 'none'";
 
 /// Why a replay could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +299,7 @@ pub fn render_replay(store: &dyn AuditStore, run_id: &str) -> Result<String, Rep
     );
     Ok(format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{csp}"><meta name="viewport" content="width=device-width"><meta name="referrer" content="no-referrer"><title>Replay {title} · Airlock</title><style>{CSS}</style></head><body><header class="top"><span class="brand">AIRLOCK</span><span>replay</span></header><svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>{defs}</defs></svg><main>{body}</main></body></html>"#,
-        csp = esc(CSP),
+        csp = esc(META_CSP),
         title = esc(run_id),
         defs = images.defs,
     ))
