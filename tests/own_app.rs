@@ -638,7 +638,7 @@ fn the_pages_exit_codes_match_the_readme_and_the_binary() {
             .collect()
     };
     let readme = std::fs::read_to_string(root().join("README.md")).expect("readme");
-    let ours = codes(&doc(), "## Exit codes");
+    let ours = codes(&doc(), "## 6. Exit codes");
     assert_eq!(codes(&readme, "Exit codes of `airlock run`"), ours);
     let help = std::process::Command::new(BIN)
         .arg("--help")

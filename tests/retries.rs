@@ -167,7 +167,7 @@ text = "Order confirmed"
 }
 
 /// The operator lets confirmations go out without a human: so only the host's own rule can
-/// stop a blind resend.
+/// stop a blind resend. Such a rule needs its `@reason` and `--allow-unattended-high-risk`.
 const UNATTENDED_SUBMITS: &str = r#"
 @id("ops.confirm-unattended")
 @reason("Order confirmations may go out without a human.")
@@ -224,6 +224,7 @@ fn a_submit_that_timed_out_is_not_resent_without_a_human() {
         .arg(format!("scripted:{}", transcript.display()))
         .arg("--policy")
         .arg(&policy)
+        .arg("--allow-unattended-high-risk")
         .args(["--approvals", "deny"])
         .output()
         .unwrap();
@@ -396,7 +397,13 @@ fn a_manifest_checkpoint_checks_the_expected_state_after_its_step() {
     let (_, text) = run_with(
         &task,
         &transcript,
-        &["--approvals", "deny", "--policy", policy.to_str().unwrap()],
+        &[
+            "--approvals",
+            "deny",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--allow-unattended-high-risk",
+        ],
     );
     let cps = checkpoints(&dir.path().join("home"));
     assert_eq!(cps.len(), 1, "{text}");

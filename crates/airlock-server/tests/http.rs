@@ -684,9 +684,10 @@ async fn an_operator_stops_a_run_and_the_run_learns_who_and_why() {
         QueueControl::new(Arc::clone(&h.review)).stop_requested(RUN),
         Some(("olga".into(), "wrong incident".into()))
     );
+    // The waiting step ends as a stop by the operator, not as a denial.
     assert_eq!(
         run.await.unwrap(),
-        ApprovalOutcome::Denied {
+        ApprovalOutcome::Stopped {
             by: "olga".into(),
             reason: "run stopped: wrong incident".into()
         }
