@@ -458,6 +458,10 @@ impl fmt::Display for Action {
                 write!(f, "upload declared file `{file}` into {target}")
             }
             Action::Wait {
+                condition: WaitCondition::Elapsed,
+                timeout_ms,
+            } => write!(f, "wait {timeout_ms} ms"),
+            Action::Wait {
                 condition,
                 timeout_ms,
             } => write!(f, "wait up to {timeout_ms} ms for {condition}"),
@@ -523,6 +527,25 @@ mod tests {
         let back: Action = serde_json::from_str(&json).unwrap();
         assert_eq!(a, back);
         assert_eq!(a.to_string(), "click button 'Submit note'");
+    }
+
+    #[test]
+    fn a_timed_wait_reads_as_a_pause_and_a_conditional_one_names_its_condition() {
+        let pause = Action::Wait {
+            condition: WaitCondition::Elapsed,
+            timeout_ms: 5_000,
+        };
+        assert_eq!(pause.to_string(), "wait 5000 ms");
+        let text = Action::Wait {
+            condition: WaitCondition::TextPresent {
+                text: "Done".into(),
+            },
+            timeout_ms: 2_000,
+        };
+        assert_eq!(
+            text.to_string(),
+            "wait up to 2000 ms for text 'Done' present"
+        );
     }
 
     #[test]
