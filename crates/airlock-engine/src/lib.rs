@@ -16,6 +16,7 @@
 
 pub mod account;
 pub mod approval;
+mod egress;
 pub mod faults;
 mod requests;
 pub mod sor;
@@ -411,6 +412,12 @@ struct Live {
     records: (BTreeMap<HostName, SocketAddr>, Option<(String, String)>),
     /// Browser faults, dialogs and re-logins seen so far (see [`faults`]).
     faults: faults::FaultState,
+    /// The run's secrets as the sandbox's egress scan (`None` without secrets).
+    secret_scan: Option<Arc<egress::SecretScan>>,
+    /// A secret-egress attempt recorded since the engine last looked (see [`egress`]).
+    leaked: Option<egress::Attempt>,
+    /// `budgets.freeze_on_violation`: whether a severe violation stops the run.
+    freeze_on_violation: bool,
 }
 
 impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
@@ -432,6 +439,9 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             })
             .await?;
         let redactor = Redactor::from_broker(&broker, &spec.manifest.redaction)?;
+        let secret_scan =
+            egress::SecretScan::new(airlock_secrets::EgressScanner::from_broker(&broker)?)
+                .map(Arc::new);
         let run_id = spec.run_id.clone().unwrap_or_else(run_id_now);
         let m = &spec.manifest;
         self.audit.begin_run_with_status(
@@ -470,6 +480,9 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             unknown_outcomes: Vec::new(),
             records: (spec.host_map.clone(), spec.sor_header.clone()),
             faults: Default::default(),
+            secret_scan,
+            leaked: None,
+            freeze_on_violation: spec.manifest.budgets.freeze_on_violation,
         };
         let result = self.drive(&spec, &mut live).await;
         // Whatever happened, verification (if the browser got that far), teardown and seal
@@ -639,14 +652,20 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
     }
 
     fn drain_egress(&self, live: &mut Live) -> Result<(), AuditError> {
-        if let Some(sb) = live.sandbox.as_ref() {
-            for r in sb.drain_intercepts() {
-                self.append_redacted(
-                    live,
-                    "intercept",
-                    serde_json::to_value(&r).unwrap_or(json!(null)),
-                    &[],
-                )?;
+        let intercepts = live
+            .sandbox
+            .as_ref()
+            .map(|sb| sb.drain_intercepts())
+            .unwrap_or_default();
+        for r in intercepts {
+            self.append_redacted(
+                live,
+                "intercept",
+                serde_json::to_value(&r).unwrap_or(json!(null)),
+                &[],
+            )?;
+            if let Some(a) = egress::Attempt::from_intercept(&r) {
+                self.secret_attempt(live, a)?;
             }
         }
         let mut records = Vec::new();
@@ -662,8 +681,38 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 serde_json::to_value(&r).unwrap_or(json!(null)),
                 &[],
             )?;
+            if let Some(a) = egress::Attempt::from_egress(&r) {
+                self.secret_attempt(live, a)?;
+            }
         }
         Ok(())
+    }
+
+    /// Records a secret-egress attempt as a violation (names, never the value) and keeps the
+    /// first one for [`Engine::leak_stop`].
+    fn secret_attempt(&self, live: &mut Live, a: egress::Attempt) -> Result<(), AuditError> {
+        self.append_redacted(live, "violation", a.event(live.freeze_on_violation), &[])?;
+        if live.leaked.is_none() {
+            live.leaked = Some(a);
+        }
+        Ok(())
+    }
+
+    /// The stop a secret-egress attempt calls for, once: the run is stopped and frozen unless
+    /// the operator chose refusing only (`budgets.freeze_on_violation = false`).
+    fn leak_stop(&mut self, live: &mut Live, step: u32) -> Option<Outcome> {
+        let a = live.leaked.take()?;
+        if !live.freeze_on_violation {
+            return None;
+        }
+        self.reporter.line(&format!(
+            "step {step}: severe violation (secret egress): {}: the run is stopped and frozen",
+            a.summary()
+        ));
+        Some(Outcome::Stopped {
+            by: "airlock".into(),
+            reason: format!("severe violation at step {step}: {}", a.summary()),
+        })
     }
 
     async fn observe(
@@ -853,6 +902,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
         let egress = EgressPolicy {
             allowed: m.domains().into_iter().collect(),
             mapped: spec.host_map.clone(),
+            scan: live
+                .secret_scan
+                .clone()
+                .map(|s| s as Arc<dyn airlock_sandbox::EgressScan>),
         };
         let mut cfg = SandboxConfig::new(&live.run_id, egress);
         cfg.chromium = spec.chromium.clone();
@@ -960,6 +1013,10 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 }
             }
             self.drain_egress(live)?;
+        }
+        // A page that sent the secret on right after the host typed it.
+        if let Some(o) = self.leak_stop(live, 0) {
+            return Ok((End::Stopped(o), 0, baseline));
         }
 
         let mut obs = match self.observe(live, 0, "initial").await? {
@@ -1244,6 +1301,9 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 }
             }
             self.drain_egress(live)?;
+            if let Some(o) = self.leak_stop(live, step) {
+                return Ok((End::Stopped(o), step, baseline));
+            }
             if claimed.is_some() {
                 return Ok((End::Claimed, step, baseline));
             }

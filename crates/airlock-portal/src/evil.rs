@@ -133,6 +133,13 @@ form{margin:0}button{position:absolute;left:0;top:0;width:400px;height:120px;fon
 }
 
 async fn collect(State(state): State<PortalState>, req: Request) -> Response {
+    collect_as(&state, crate::EVIL_HOST, req).await
+}
+
+/// Keeps what a request to a collector carried (query, body) as a `stolen` entry for `host`
+/// and answers it the way the channel expects (an image for `.gif`, an event stream for
+/// `/collect/sse`, otherwise `204`). Also the lab's collector on the allowed hosts.
+pub(crate) async fn collect_as(state: &PortalState, host: &str, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
@@ -147,7 +154,7 @@ async fn collect(State(state): State<PortalState>, req: Request) -> Response {
         ));
     }
     state.record_stolen(Stolen {
-        host: crate::EVIL_HOST.to_owned(),
+        host: host.to_owned(),
         via: "collect",
         method: method.as_str().to_owned(),
         path: path.clone(),
@@ -166,7 +173,7 @@ async fn collect(State(state): State<PortalState>, req: Request) -> Response {
         )
             .into_response();
     }
-    if path == "/collect/sse" && method == Method::GET {
+    if path.ends_with("/collect/sse") && method == Method::GET {
         return (
             StatusCode::OK,
             [

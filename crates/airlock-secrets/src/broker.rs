@@ -48,6 +48,9 @@ struct Entry {
     value: Option<SecretValue>,
 }
 
+/// One secret for the egress scan: its name, its hosts and its value.
+pub(crate) type ScopedValue<'a> = (&'a str, &'a [HostName], &'a SecretValue);
+
 /// The run's secrets. `Debug` lists names, sources, kinds and hosts; never values.
 pub struct Broker {
     entries: BTreeMap<String, Entry>,
@@ -389,6 +392,18 @@ impl Broker {
     /// The resolved values, for the redaction set and screenshot masking. Never log them.
     pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
         self.entries.values().filter_map(|e| e.value.as_ref())
+    }
+
+    /// Every secret with its hosts and value, for the egress scan; fails naming the first
+    /// secret without a value.
+    pub(crate) fn scoped_values(&self) -> Result<Vec<ScopedValue<'_>>, SecretError> {
+        self.entries
+            .iter()
+            .map(|(name, e)| match &e.value {
+                Some(v) => Ok((name.as_str(), e.hosts.as_slice(), v)),
+                None => Err(SecretError::NotResolved { name: name.clone() }),
+            })
+            .collect()
     }
 
     /// The first secret without a value, if any.

@@ -10,12 +10,15 @@
 //!   focused field ([`Broker::authorize_typing`]: host scope, frame origin, field kind);
 //! - [`Redactor`]: removes every secret value, in its URL-encoded, base64, hex, JSON- and
 //!   HTML-escaped forms, plus optional patterns, from text and JSON;
+//! - [`EgressScanner`]: whether a request to a host carries a secret not scoped to that host,
+//!   in any of the redactor's forms (the sandbox refuses it);
 //! - [`mask_png`]: blacks out screenshot regions that show a secret.
 //!
 //! It knows nothing of models, browsers or the audit log: the engine asks, this crate answers.
 //! Errors name secrets, variables, paths and hosts; they never contain a value.
 
 pub mod broker;
+pub mod egress;
 pub mod error;
 pub mod handle;
 pub mod mask;
@@ -26,9 +29,10 @@ pub mod value;
 mod vault;
 
 pub use broker::Broker;
+pub use egress::{EgressHit, EgressScanner};
 pub use error::{SecretDenied, SecretError};
 pub use handle::{parse_handle, parse_placeholder, placeholder_for, Placeholder};
 pub use mask::{mask_png, MaskError, Rect};
-pub use redact::{Pattern, Redactor, SECRET_MARKER};
+pub use redact::{Pattern, Redactor, SecretForm, SECRET_MARKER};
 pub use scope::{is_password_input, looks_like_password};
 pub use value::SecretValue;

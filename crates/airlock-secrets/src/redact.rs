@@ -178,9 +178,34 @@ fn is_marker(s: &str) -> bool {
     s == SECRET_MARKER || s == DEPTH_MARKER || Pattern::ALL.iter().any(|p| p.marker() == s)
 }
 
+/// Which form of a secret a match was: the transform applied to the value, then how it was
+/// encoded. Names only: never a character of the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretForm {
+    /// `as is`, `reversed`, `lower-case`, `upper-case`, `reversed lower-case`,
+    /// `reversed upper-case`.
+    pub transform: &'static str,
+    /// `plain` (also percent-, JSON- or HTML-escaped), `base64`, `base64url` or `hex`.
+    pub encoding: &'static str,
+}
+
+impl fmt::Display for SecretForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.transform, self.encoding) {
+            ("as is", "plain") => f.write_str("plain"),
+            ("as is", e) => f.write_str(e),
+            (t, "plain") => f.write_str(t),
+            (t, e) => write!(f, "{e} of {t}"),
+        }
+    }
+}
+
 /// One form of one secret, matched through a layer of escaping.
 struct Needle {
     text: Zeroizing<String>,
+    /// Index of the secret this is a form of, in the order the redactor was given them.
+    owner: usize,
+    form: SecretForm,
     /// A whole base64 encoding: `=` padding after it belongs to the match.
     padded: bool,
     /// UTF-8 of the first character (`first_len` bytes) and the first byte of the second, for
@@ -205,7 +230,7 @@ fn is_escape_start(b: u8) -> bool {
 }
 
 impl Needle {
-    fn new(text: Zeroizing<String>, padded: bool) -> Self {
+    fn new(text: Zeroizing<String>, padded: bool, owner: usize, form: SecretForm) -> Self {
         let mut chars = text.chars();
         let mut first = [0u8; 4];
         let first_len = chars.next().map_or(0, |c| c.encode_utf8(&mut first).len());
@@ -214,6 +239,8 @@ impl Needle {
         let second_lead = second.and_then(|c| c.encode_utf8(&mut buf).as_bytes().first().copied());
         Needle {
             text,
+            owner,
+            form,
             padded,
             first,
             first_len,
@@ -375,6 +402,7 @@ impl Redactor {
         let mut short = Vec::new();
         let mut count = 0;
         for s in secrets {
+            let owner = count;
             count += 1;
             if s.is_empty() {
                 continue;
@@ -385,14 +413,24 @@ impl Redactor {
             }
             // The value and the simple transforms a page script applies before sending it
             // somewhere (reversed, lower- or upper-cased), each also as base64 and hex.
-            for form in transforms(s.expose_str()) {
-                base64_forms(form.as_bytes(), &mut needles);
-                hex_forms(form.as_bytes(), &mut needles);
-                needles.push(Needle::new(form, false));
+            for (transform, form) in transforms(s.expose_str()) {
+                base64_forms(form.as_bytes(), owner, transform, &mut needles);
+                hex_forms(form.as_bytes(), owner, transform, &mut needles);
+                let plain = SecretForm {
+                    transform,
+                    encoding: "plain",
+                };
+                needles.push(Needle::new(form, false, owner, plain));
             }
         }
-        needles.sort_by(|a, b| (a.text.as_str(), a.padded).cmp(&(b.text.as_str(), b.padded)));
-        needles.dedup_by(|a, b| a.text.as_str() == b.text.as_str() && a.padded == b.padded);
+        // Identical forms of one secret are one needle; the same text as forms of two secrets
+        // stays two, so that [`Redactor::secrets_in`] can name both.
+        needles.sort_by(|a, b| {
+            (a.text.as_str(), a.padded, a.owner).cmp(&(b.text.as_str(), b.padded, b.owner))
+        });
+        needles.dedup_by(|a, b| {
+            a.text.as_str() == b.text.as_str() && a.padded == b.padded && a.owner == b.owner
+        });
         let leads = lead_table(&needles);
         Ok(Redactor {
             needles,
@@ -429,7 +467,7 @@ impl Redactor {
             return (SECRET_MARKER.to_string(), 1);
         }
         let mut ranges = Vec::new();
-        self.scan(text.as_bytes(), |s, e| {
+        self.scan(text.as_bytes(), |_, s, e| {
             ranges.push((s, e, Label::Secret));
             true
         });
@@ -522,17 +560,46 @@ impl Redactor {
             return true;
         }
         let mut found = false;
-        self.scan(text.as_bytes(), |_, _| {
+        self.scan(text.as_bytes(), |_, _, _| {
             found = true;
             false
         });
         found
     }
 
+    /// Which secrets `bytes` contains, in any form this redactor knows: `(index, form)` per
+    /// secret found (its first match), the index counting the secrets in the order
+    /// [`Redactor::new`] was given them. Secrets shorter than [`MIN_REDACT_CHARS`] are not
+    /// looked for (as substrings they are everywhere). For the egress scan, which must know
+    /// *whose* value a request carries to tell a secret's own host from any other.
+    pub fn secrets_in(&self, bytes: &[u8]) -> Vec<(usize, SecretForm)> {
+        let mut out: Vec<(usize, SecretForm)> = Vec::new();
+        self.scan(bytes, |i, _, _| {
+            if let Some(n) = self.needles.get(i) {
+                if !out.iter().any(|(o, _)| *o == n.owner) {
+                    out.push((n.owner, n.form));
+                }
+            }
+            true
+        });
+        out
+    }
+
+    /// The longest any secret's form can be in bytes, escaped (a JSON `\uXXXX\uXXXX` pair is
+    /// twelve bytes for one character): a rolling window of this many bytes carried from one
+    /// chunk of a stream to the next finds a secret split across them.
+    pub fn window(&self) -> usize {
+        self.needles
+            .iter()
+            .map(|n| n.text.chars().count() * 12)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// One pass over `text`: at each byte, only the needles that can start there are tried.
-    /// Calls `found(start, end)` per match (longest at that start, one per needle and start);
-    /// stops when `found` returns false.
-    fn scan(&self, text: &[u8], mut found: impl FnMut(usize, usize) -> bool) {
+    /// Calls `found(needle, start, end)` per match (longest at that start, one per needle and
+    /// start); stops when `found` returns false.
+    fn scan(&self, text: &[u8], mut found: impl FnMut(usize, usize, usize) -> bool) {
         let mut scratch = Scratch::default();
         // Per needle, where its previous match ended: matches of one needle do not overlap.
         let mut resume = vec![0usize; self.needles.len()];
@@ -568,7 +635,7 @@ impl Redactor {
         list: &[usize],
         resume: &mut [usize],
         scratch: &mut Scratch,
-        found: &mut impl FnMut(usize, usize) -> bool,
+        found: &mut impl FnMut(usize, usize, usize) -> bool,
     ) -> bool {
         for &i in list {
             let (Some(needle), Some(next)) = (self.needles.get(i), resume.get_mut(i)) else {
@@ -579,7 +646,7 @@ impl Redactor {
             }
             if let Some(end) = match_at(text, p, needle, scratch) {
                 *next = end;
-                if !found(p, end) {
+                if !found(i, p, end) {
                     return false;
                 }
             }
@@ -649,15 +716,24 @@ fn ceil_boundary(text: &str, mut i: usize) -> usize {
 /// A secret and its simple transforms: reversed, lower-case, upper-case, and reversed in
 /// each case, without duplicates. A reversed password in a page title or an upper-cased token
 /// in a query string is the same secret.
-fn transforms(value: &str) -> Vec<Zeroizing<String>> {
+fn transforms(value: &str) -> Vec<(&'static str, Zeroizing<String>)> {
     let reversed = Zeroizing::new(value.chars().rev().collect::<String>());
-    let mut out: Vec<Zeroizing<String>> = Vec::new();
-    for base in [Zeroizing::new(value.to_string()), reversed] {
+    let mut out: Vec<(&'static str, Zeroizing<String>)> = Vec::new();
+    for (names, base) in [
+        (
+            ["as is", "lower-case", "upper-case"],
+            Zeroizing::new(value.to_string()),
+        ),
+        (
+            ["reversed", "reversed lower-case", "reversed upper-case"],
+            reversed,
+        ),
+    ] {
         let lower = Zeroizing::new(base.to_lowercase());
         let upper = Zeroizing::new(base.to_uppercase());
-        for form in [base, lower, upper] {
-            if !out.iter().any(|o| o.as_str() == form.as_str()) {
-                out.push(form);
+        for (name, form) in names.into_iter().zip([base, lower, upper]) {
+            if !out.iter().any(|(_, o)| o.as_str() == form.as_str()) {
+                out.push((name, form));
             }
         }
     }
@@ -666,13 +742,25 @@ fn transforms(value: &str) -> Vec<Zeroizing<String>> {
 
 /// Base64 forms of `bytes`: the whole encoding (padding optional) and, for each of the three
 /// alignments inside a longer encoded blob, the run of characters that depends only on `bytes`.
-fn base64_forms(bytes: &[u8], out: &mut Vec<Needle>) {
+fn base64_forms(bytes: &[u8], owner: usize, transform: &'static str, out: &mut Vec<Needle>) {
     let engines = [
-        &base64::engine::general_purpose::STANDARD_NO_PAD,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        (&base64::engine::general_purpose::STANDARD_NO_PAD, "base64"),
+        (
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            "base64url",
+        ),
     ];
-    for engine in engines {
-        out.push(Needle::new(Zeroizing::new(engine.encode(bytes)), true));
+    for (engine, encoding) in engines {
+        let form = SecretForm {
+            transform,
+            encoding,
+        };
+        out.push(Needle::new(
+            Zeroizing::new(engine.encode(bytes)),
+            true,
+            owner,
+            form,
+        ));
         for k in 0..3usize {
             let mut shifted = Zeroizing::new(Vec::with_capacity(k + bytes.len()));
             shifted.extend(std::iter::repeat_n(0u8, k));
@@ -683,7 +771,12 @@ fn base64_forms(bytes: &[u8], out: &mut Vec<Needle>) {
             let end = (8 * (k + bytes.len())) / 6;
             if let Some(core) = encoded.get(start..end) {
                 if core.len() >= MIN_BASE64_CORE {
-                    out.push(Needle::new(Zeroizing::new(core.to_string()), false));
+                    out.push(Needle::new(
+                        Zeroizing::new(core.to_string()),
+                        false,
+                        owner,
+                        form,
+                    ));
                 }
             }
         }
@@ -691,7 +784,7 @@ fn base64_forms(bytes: &[u8], out: &mut Vec<Needle>) {
 }
 
 /// Lower- and upper-case hex of `bytes`.
-fn hex_forms(bytes: &[u8], out: &mut Vec<Needle>) {
+fn hex_forms(bytes: &[u8], owner: usize, transform: &'static str, out: &mut Vec<Needle>) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut lower = Zeroizing::new(String::with_capacity(bytes.len() * 2));
     for &b in bytes {
@@ -702,8 +795,12 @@ fn hex_forms(bytes: &[u8], out: &mut Vec<Needle>) {
         }
     }
     let upper = Zeroizing::new(lower.to_ascii_uppercase());
-    out.push(Needle::new(lower, false));
-    out.push(Needle::new(upper, false));
+    let form = SecretForm {
+        transform,
+        encoding: "hex",
+    };
+    out.push(Needle::new(lower, false, owner, form));
+    out.push(Needle::new(upper, false, owner, form));
 }
 
 /// Reused position sets for the matcher.
