@@ -125,7 +125,7 @@ pub(crate) fn check_field(
     if focused.unseen().is_some() {
         // Only the host's own words: the covering element's text is the page's.
         let how = if focused.covers.is_some() {
-            "it is under a see-through layer".to_string()
+            "it is a layer over another control".to_string()
         } else if focused.covered_by.is_some() {
             "another element covers it".to_string()
         } else {
