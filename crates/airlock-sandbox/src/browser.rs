@@ -945,13 +945,15 @@ impl BrowserSandbox {
         if facts.hidden.is_none() && !in_viewport {
             facts.hidden = Some(format!("outside the viewport (its click point is {point})"));
         }
-        if facts.hidden.is_none() {
+        // Hit test and cover check wherever there is a point to click, hidden or not: an
+        // invisible layer over a control is reported as the layer it is.
+        if in_viewport {
             let hit = self.hit_object(point).await?;
             let hit_actionable = match &hit {
                 Some(obj) => self.backend_of(obj).await,
                 None => None,
             };
-            if hit_actionable != Some(actionable) {
+            if hit_actionable != Some(actionable) && facts.hidden.is_none() {
                 if clipped {
                     facts.hidden = Some("clipped away (clip-path)".into());
                 } else {
