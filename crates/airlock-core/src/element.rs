@@ -54,6 +54,42 @@ pub struct ElementFacts {
     /// element (a clickjacking overlay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covers: Option<String>,
+    /// Why a person cannot see the element, measured where a click would land (fully
+    /// transparent, `visibility: hidden`, a box too small to see, outside the viewport, clipped
+    /// to nothing). Measured the same way whichever form named the target, so a decoy reached
+    /// by role and name is refused like one reached by point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<String>,
+    /// What a click at the element's click point would reach instead of it (`elementFromPoint`
+    /// there is neither the element nor inside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_by: Option<String>,
+}
+
+impl ElementFacts {
+    /// Why acting on this element would act on something a person cannot see or would not
+    /// reach: `None` when it is visible and a click at its click point reaches it. The gate and
+    /// the secrets broker refuse on this, whatever form named the target.
+    pub fn unseen(&self) -> Option<String> {
+        let what = format!("{} '{}'", self.role, self.name);
+        if let Some(covered) = &self.covers {
+            return Some(format!(
+                "a layer covers {covered}; a click there would reach the layer, not the control under it"
+            ));
+        }
+        if let Some(by) = &self.covered_by {
+            return Some(format!(
+                "{what} is covered by {by}; a click would not reach it"
+            ));
+        }
+        if let Some(why) = &self.hidden {
+            return Some(format!("{what} cannot be seen: {why}"));
+        }
+        if self.invisible {
+            return Some(format!("{what} cannot be seen: it is invisible"));
+        }
+        None
+    }
 }
 
 /// The request a form would send if submitted now.
@@ -66,4 +102,28 @@ pub struct FormFacts {
     pub has_password: bool,
     /// Field names and values that would be sent (password values are never included).
     pub fields: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hidden_or_covered_element_is_unseen_with_the_reason() {
+        let mut el = ElementFacts {
+            role: "textbox".into(),
+            name: "Password".into(),
+            ..ElementFacts::default()
+        };
+        assert_eq!(el.unseen(), None);
+        el.hidden = Some("fully transparent (opacity 0)".into());
+        assert_eq!(
+            el.unseen().as_deref(),
+            Some("textbox 'Password' cannot be seen: fully transparent (opacity 0)")
+        );
+        el.covered_by = Some("generic 'Promo'".into());
+        assert!(el
+            .unseen()
+            .is_some_and(|w| w.contains("covered by generic 'Promo'")));
+    }
 }

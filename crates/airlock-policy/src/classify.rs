@@ -350,6 +350,34 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
     )
 }
 
+/// The same refusal for every action on an element, whichever form named it (point, ref,
+/// role and name, selector): an element a person cannot see, or one a click would not reach,
+/// is a decoy until proven otherwise. Typing without a target goes to the focused field, which
+/// gets the same check (a page can focus an invisible field by script).
+fn unseen_target(
+    action: &Action,
+    element: Option<&ElementFacts>,
+    focused: Option<&ElementFacts>,
+) -> Option<Classification> {
+    let el = match action {
+        Action::Click { .. }
+        | Action::Hover { .. }
+        | Action::Select { .. }
+        | Action::Upload { .. } => element?,
+        Action::Type { .. } => element.or(focused)?,
+        _ => return None,
+    };
+    let why = el.unseen()?;
+    let rule = if el.covers.is_some() {
+        "builtin.grounding.transparent-overlay"
+    } else if el.covered_by.is_some() {
+        "builtin.grounding.covered-target"
+    } else {
+        "builtin.grounding.invisible-target"
+    };
+    Some(Classification::refused(rule, why))
+}
+
 /// Classifies one action given the page it runs on and the elements it concerns.
 pub fn classify(
     action: &Action,
@@ -366,6 +394,9 @@ pub fn classify(
             why.to_string(),
         )
     };
+    if let Some(refusal) = unseen_target(action, element, focused) {
+        return refusal;
+    }
     match action {
         Action::Navigate { url } => {
             navigation(page_url, url, "builtin.risk.navigate", "navigates to")
@@ -631,6 +662,48 @@ mod tests {
             .unwrap()
             .1
             .contains("evil.example"));
+    }
+
+    #[test]
+    fn typing_or_clicking_an_unseen_element_is_refused_whatever_named_it() {
+        let page = "http://ci.example/login";
+        let field = ElementFacts {
+            role: "textbox".into(),
+            name: "Password".into(),
+            editable: true,
+            input_type: Some("password".into()),
+            hidden: Some("fully transparent (opacity 0)".into()),
+            frame_url: page.into(),
+            ..Default::default()
+        };
+        let typed = |target| Action::Type {
+            target,
+            text: TypedText::Literal("x".into()),
+        };
+        let named = typed(Some(airlock_core::Target::Role {
+            role: "textbox".into(),
+            name: "Password".into(),
+        }));
+        let c = classify(&named, page, Some(&field), None);
+        let (rule, why) = c.refusal.unwrap();
+        assert_eq!(rule, "builtin.grounding.invisible-target");
+        assert!(why.contains("cannot be seen: fully transparent"), "{why}");
+        // The focused field gets the same check.
+        let c = classify(&typed(None), page, None, Some(&field));
+        assert!(c.refusal.is_some());
+        let covered = ElementFacts {
+            hidden: None,
+            covered_by: Some("generic 'Promo'".into()),
+            ..field
+        };
+        let click = Action::Click {
+            target: airlock_core::Target::Css("#pw".into()),
+            button: airlock_core::MouseButton::Left,
+            count: 1,
+            modifiers: airlock_core::Modifiers::default(),
+        };
+        let c = classify(&click, page, Some(&covered), None);
+        assert_eq!(c.refusal.unwrap().0, "builtin.grounding.covered-target");
     }
 
     #[test]

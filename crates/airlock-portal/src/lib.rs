@@ -32,6 +32,7 @@ pub mod faults;
 mod html;
 mod incidents;
 mod lab;
+mod lab_decoys;
 mod sor;
 mod state;
 mod suite_pages;
@@ -51,6 +52,7 @@ use tower::ServiceExt;
 
 pub use faults::FaultConfig;
 pub use lab::LAB_PAYLOAD;
+pub use lab_decoys::DECOY_KINDS;
 pub use state::PortalState;
 
 /// Header the system-of-record API requires; its value must equal the configured token.
@@ -180,7 +182,7 @@ pub fn router(state: PortalState) -> Router {
     let apps = Apps {
         ci: ci::routes(state.clone()),
         incidents: incidents::routes(state.clone()).merge(suite_pages::routes(state.clone())),
-        lab: lab::routes(state.clone()),
+        lab: lab::routes(state.clone()).merge(lab_decoys::routes()),
         evil: evil::routes(state.clone()),
         sor: sor::routes(state.clone()),
         state: state.clone(),

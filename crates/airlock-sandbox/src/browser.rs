@@ -75,11 +75,18 @@ impl SandboxConfig {
 }
 
 /// A target resolved to one element, with the point a click would land on.
+///
+/// Every target form ends here the same way: the element, its facts (including whether a
+/// person can see it and whether a click at `point` reaches it), and the point. The gate decides
+/// on these facts, and dispatch measures them again ([`BrowserSandbox::execute`]).
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub facts: ElementFacts,
     pub backend_id: i64,
     pub point: Point,
+    /// Whether the target was a point (the click point is fixed) rather than an element (the
+    /// click point is the centre of its box, scrolled into view).
+    pub by_point: bool,
 }
 
 const UNSETTLED_CHANGING: &str = "page not settled after";
@@ -152,6 +159,42 @@ pub struct BrowserSandbox {
     dialogs: Arc<AtomicU64>,
     /// Declared files (id, host path), see [`SandboxConfig::files`].
     files: Vec<(String, PathBuf)>,
+}
+
+/// How many matches of a role and name or a selector are inspected to find the one a person
+/// can see.
+const MAX_CANDIDATES: usize = 20;
+
+/// What about an element changed between decision and dispatch that would change what acting
+/// on it does, if anything.
+fn changed(was: &ElementFacts, now: &ElementFacts) -> Option<String> {
+    let form = |f: &ElementFacts| {
+        f.form
+            .as_ref()
+            .map(|f| (f.action.clone(), f.method.clone()))
+    };
+    let diffs = [
+        (was.tag != now.tag, "its tag"),
+        (
+            was.role != now.role || was.name != now.name,
+            "its role or name",
+        ),
+        (was.input_type != now.input_type, "its type"),
+        (
+            was.href != now.href || was.link_target != now.link_target,
+            "where it leads",
+        ),
+        (
+            was.is_submit != now.is_submit || form(was) != form(now),
+            "what it submits",
+        ),
+        (
+            was.frame_url != now.frame_url || was.frame_src != now.frame_src,
+            "its frame",
+        ),
+    ];
+    let what: Vec<&str> = diffs.iter().filter(|(d, _)| *d).map(|(_, w)| *w).collect();
+    (!what.is_empty()).then(|| what.join(", "))
 }
 
 fn t(ms: u64) -> Duration {
@@ -671,8 +714,15 @@ impl BrowserSandbox {
         let Some(backend) = self.backend_of(obj).await else {
             return Ok(None);
         };
-        let r = self.describe(backend).await?;
-        Ok(Some(r.0))
+        // The same checks as a target gets: typing goes to this field too.
+        let r = self.inspect(backend, None, false).await;
+        let _ = self
+            .page(
+                "Runtime.releaseObjectGroup",
+                json!({"objectGroup": "airlock"}),
+            )
+            .await;
+        Ok(Some(r?.facts))
     }
 
     /// Calls `function` with `this` = the page's document in Airlock's isolated world (recreated
@@ -745,13 +795,8 @@ impl BrowserSandbox {
                     .hit_object(*p)
                     .await?
                     .ok_or(GroundingError::NothingAtPoint(*p))?;
-                let (mut facts, actionable) = self.describe_object(&obj).await?;
-                facts.covers = self.transparent_cover(*p).await;
-                Ok(Resolved {
-                    facts,
-                    backend_id: actionable,
-                    point: *p,
-                })
+                let backend = self.backend_of(&obj).await.ok_or(GroundingError::Gone)?;
+                self.inspect(backend, Some(*p), true).await
             }
             Target::Ref(r) => {
                 if !known_refs.iter().any(|k| k == r) {
@@ -761,110 +806,178 @@ impl BrowserSandbox {
                     .strip_prefix('e')
                     .and_then(|n| n.parse::<i64>().ok())
                     .ok_or_else(|| GroundingError::UnknownRef(r.clone()))?;
-                self.resolve_element(backend, target).await
+                self.inspect(backend, None, true).await
             }
             Target::Role { role, name } => {
                 let nodes = self.ax_nodes().await?;
-                let found = snapshot::find_by_role(&nodes, role, name);
-                let backend = match found.as_slice() {
-                    [one] => one
-                        .backend_id
-                        .ok_or_else(|| GroundingError::NoMatch(target.to_string()))?,
-                    [] => return Err(GroundingError::NoMatch(target.to_string()).into()),
-                    many => {
-                        return Err(GroundingError::Ambiguous {
-                            target: target.to_string(),
-                            count: many.len(),
-                        }
-                        .into())
-                    }
-                };
-                self.resolve_element(backend, target).await
+                let found: Vec<i64> = snapshot::find_by_role(&nodes, role, name)
+                    .iter()
+                    .filter_map(|n| n.backend_id)
+                    .collect();
+                self.one_of(found, target).await
             }
             Target::Css(sel) => {
-                let expr = format!(
-                    "(() => {{ try {{ const l = document.querySelectorAll({}); return l.length === 1 ? l[0] : l.length; }} catch (e) {{ return -1; }} }})()",
-                    serde_json::to_string(sel).unwrap_or_default()
-                );
-                let ctx = self.world().await?;
-                let v = self
-                    .page(
-                        "Runtime.evaluate",
-                        json!({"expression": expr, "contextId": ctx, "objectGroup": "airlock"}),
-                    )
-                    .await?;
-                let res = &v["result"];
-                if let Some(obj) = res["objectId"].as_str() {
-                    let node = self
-                        .page("DOM.describeNode", json!({"objectId": obj}))
-                        .await?;
-                    let backend = node["node"]["backendNodeId"]
-                        .as_i64()
-                        .ok_or_else(|| GroundingError::NoMatch(target.to_string()))?;
-                    self.resolve_element(backend, target).await
-                } else {
-                    match res["value"].as_i64() {
-                        Some(-1) => Err(GroundingError::BadSelector(sel.clone()).into()),
-                        Some(0) | None => Err(GroundingError::NoMatch(target.to_string()).into()),
-                        Some(n) => Err(GroundingError::Ambiguous {
-                            target: target.to_string(),
-                            count: n as usize,
+                let found = self.select_all(sel, target).await?;
+                self.one_of(found, target).await
+            }
+        }
+    }
+
+    /// The backend ids of the elements `sel` matches in the top document.
+    async fn select_all(&mut self, sel: &str, target: &Target) -> Result<Vec<i64>, SandboxError> {
+        let expr = format!(
+            "(() => {{ try {{ return Array.from(document.querySelectorAll({})).slice(0, {MAX_CANDIDATES}); }} catch (e) {{ return -1; }} }})()",
+            serde_json::to_string(sel).unwrap_or_default()
+        );
+        let ctx = self.world().await?;
+        let v = self
+            .page(
+                "Runtime.evaluate",
+                json!({"expression": expr, "contextId": ctx, "objectGroup": "airlock"}),
+            )
+            .await?;
+        let res = &v["result"];
+        let Some(list) = res["objectId"].as_str() else {
+            return match res["value"].as_i64() {
+                Some(-1) => Err(GroundingError::BadSelector(sel.to_string()).into()),
+                _ => Err(GroundingError::NoMatch(target.to_string()).into()),
+            };
+        };
+        let props = self
+            .page(
+                "Runtime.getProperties",
+                json!({"objectId": list, "ownProperties": true}),
+            )
+            .await?;
+        let mut found = Vec::new();
+        for p in props["result"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let index = p["name"]
+                .as_str()
+                .is_some_and(|n| n.parse::<usize>().is_ok());
+            if let (true, Some(obj)) = (index, p["value"]["objectId"].as_str()) {
+                if let Some(b) = self.backend_of(obj).await {
+                    found.push(b);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The one element among the matches of a role and name or a selector. Several matches
+    /// resolve only when exactly one of them is an element a person can see and reach (what a
+    /// person reading the page would take the name to mean); otherwise the step fails closed.
+    /// A single match is inspected and returned as it is, hidden or not, so the gate refuses
+    /// it with the reason.
+    async fn one_of(&mut self, found: Vec<i64>, target: &Target) -> Result<Resolved, SandboxError> {
+        match found.as_slice() {
+            [] => Err(GroundingError::NoMatch(target.to_string()).into()),
+            [one] => self.inspect(*one, None, true).await,
+            many => {
+                let mut seen = Vec::new();
+                for b in many.iter().take(MAX_CANDIDATES) {
+                    if let Ok(r) = self.inspect(*b, None, true).await {
+                        if r.facts.unseen().is_none() {
+                            seen.push(*b);
                         }
-                        .into()),
                     }
+                }
+                match seen.as_slice() {
+                    // Inspected again: looking at the others may have scrolled the page.
+                    [one] => self.inspect(*one, None, true).await,
+                    _ => Err(GroundingError::Ambiguous {
+                        target: target.to_string(),
+                        count: many.len(),
+                    }
+                    .into()),
                 }
             }
         }
     }
 
-    /// An element target: scroll it into view, find its centre, and check that a click there
-    /// would reach it (not an overlay on top of it).
-    async fn resolve_element(
+    /// The one resolution path every target form takes once it has an element: its actionable
+    /// element, facts and click point, then the same checks for all forms. `at` is the point a
+    /// point target named; any other form scrolls the element into view and uses the centre of
+    /// its box. The checks (recorded in the facts, for the gate): whether a person can see it
+    /// ([`js::VISIBILITY`]), whether a click at the point reaches it (the hit test there is the
+    /// element or inside it; otherwise it is covered, or clipped away), and whether a
+    /// see-through layer sits over it. Dispatch runs this again ([`Self::recheck`]). `scroll`
+    /// is off only for the focused element, measured while observing: scrolling then would
+    /// move the page under the screenshot the model is about to read.
+    async fn inspect(
         &mut self,
         backend: i64,
-        target: &Target,
+        at: Option<Point>,
+        scroll: bool,
     ) -> Result<Resolved, SandboxError> {
-        let _ = self
+        if at.is_none() && scroll {
+            let _ = self
+                .page(
+                    "DOM.scrollIntoViewIfNeeded",
+                    json!({"backendNodeId": backend}),
+                )
+                .await;
+        }
+        let (mut facts, actionable) = self.describe(backend).await?;
+        let obj = self.object_for(actionable).await?;
+        let v = self
             .page(
-                "DOM.scrollIntoViewIfNeeded",
-                json!({"backendNodeId": backend}),
+                "Runtime.callFunctionOn",
+                json!({"functionDeclaration": js::VISIBILITY, "objectId": obj, "returnByValue": true, "objectGroup": "airlock"}),
             )
-            .await;
-        let (facts, actionable) = self.describe(backend).await?;
-        let center = facts
-            .center
-            .ok_or_else(|| GroundingError::NotVisible(target.to_string()))?;
-        if center.x < 0.0
-            || center.y < 0.0
-            || center.x >= f64::from(self.viewport.width)
-            || center.y >= f64::from(self.viewport.height)
-        {
-            return Err(GroundingError::NotVisible(target.to_string()).into());
-        }
-        let hit = self.hit_object(center).await?;
-        let hit_actionable = match &hit {
-            Some(obj) => self.backend_of(obj).await,
-            None => None,
-        };
-        if hit_actionable != Some(actionable) {
-            let by = match &hit {
-                Some(obj) => self
-                    .describe_object(obj)
-                    .await
-                    .map(|(f, _)| format!("{} '{}'", f.role, f.name))
-                    .unwrap_or_else(|_| "another element".into()),
-                None => "nothing".into(),
-            };
-            return Err(GroundingError::Obscured {
-                target: target.to_string(),
-                by,
+            .await?;
+        let seen = &v["result"]["value"];
+        facts.hidden = seen["hidden"].as_str().map(str::to_string);
+        let clipped = seen["clipped"].as_bool().unwrap_or(false);
+        let point = match (at, facts.center) {
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) => {
+                // No box: nothing to click; the facts say why.
+                facts
+                    .hidden
+                    .get_or_insert_with(|| "it has no box (zero size)".into());
+                Point { x: -1.0, y: -1.0 }
             }
-            .into());
+        };
+        let in_viewport = point.x >= 0.0
+            && point.y >= 0.0
+            && point.x < f64::from(self.viewport.width)
+            && point.y < f64::from(self.viewport.height);
+        if facts.hidden.is_none() && !in_viewport {
+            facts.hidden = Some(format!("outside the viewport (its click point is {point})"));
         }
+        // Hit test and cover check wherever there is a point to click, hidden or not: an
+        // invisible layer over a control is reported as the layer it is.
+        if in_viewport {
+            let hit = self.hit_object(point).await?;
+            let hit_actionable = match &hit {
+                Some(obj) => self.backend_of(obj).await,
+                None => None,
+            };
+            if hit_actionable != Some(actionable) && facts.hidden.is_none() {
+                if clipped {
+                    facts.hidden = Some("clipped away (clip-path)".into());
+                } else {
+                    let by = match &hit {
+                        Some(obj) => self
+                            .describe_object(obj)
+                            .await
+                            .map(|(f, _)| format!("{} '{}'", f.role, f.name))
+                            .unwrap_or_else(|_| "another element".into()),
+                        None => "nothing".into(),
+                    };
+                    facts.covered_by = Some(by);
+                }
+            }
+            if facts.covered_by.is_none() {
+                facts.covers = self.transparent_cover(point).await;
+            }
+        }
+        facts.invisible = facts.invisible || facts.hidden.is_some();
         Ok(Resolved {
             facts,
             backend_id: actionable,
-            point: center,
+            point,
+            by_point: at.is_some(),
         })
     }
 
@@ -1344,22 +1457,46 @@ impl BrowserSandbox {
         ))
     }
 
+    /// The decision's element measured again immediately before dispatch, through the same
+    /// path as at decision time ([`Self::inspect`]): refused if it is gone, now hidden or
+    /// covered, moved away from the decided click point, or changed into something else (what
+    /// it is, what it is called, where it leads or posts).
     async fn recheck(&mut self, res: &Resolved) -> Result<(), SandboxError> {
-        let now = match self.hit_object(res.point).await? {
-            Some(obj) => self.backend_of(&obj).await,
-            None => None,
-        };
+        let at = res.by_point.then_some(res.point);
+        let now = self.inspect(res.backend_id, at, true).await;
         let _ = self
             .page(
                 "Runtime.releaseObjectGroup",
                 json!({"objectGroup": "airlock"}),
             )
             .await;
-        if now != Some(res.backend_id) {
+        let was = format!("{} '{}'", res.facts.role, res.facts.name);
+        let now = now.map_err(|_| SandboxError::Drift(format!("{was} is gone from the page")))?;
+        if now.backend_id != res.backend_id {
             return Err(SandboxError::Drift(format!(
-                "the element at {} is no longer {} '{}'",
-                res.point, res.facts.role, res.facts.name
+                "the element at {} is no longer {was}",
+                res.point
             )));
+        }
+        if let Some(why) = now.facts.unseen() {
+            if res.by_point && now.facts.covered_by.is_some() {
+                return Err(SandboxError::Drift(format!(
+                    "the element at {} is no longer {was}",
+                    res.point
+                )));
+            }
+            return Err(SandboxError::Drift(format!("since the decision, {why}")));
+        }
+        let moved =
+            (now.point.x - res.point.x).abs() > 2.0 || (now.point.y - res.point.y).abs() > 2.0;
+        if moved {
+            return Err(SandboxError::Drift(format!(
+                "{was} moved from {} to {}",
+                res.point, now.point
+            )));
+        }
+        if let Some(what) = changed(&res.facts, &now.facts) {
+            return Err(SandboxError::Drift(format!("{was} changed: {what}")));
         }
         Ok(())
     }

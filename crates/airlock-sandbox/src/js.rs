@@ -115,6 +115,54 @@ pub const DESCRIBE: &str = r#"function() {
   };
 }"#;
 
+/// Whether a person can see the element (`this`). Returns `{hidden, clipped}`: `hidden` is why
+/// a person cannot see it (null when they can); `clipped` says that a `clip-path` or `clip` on
+/// it or an ancestor may cut it away, which a failed hit test then reports as the reason.
+///
+/// Measured on the element whichever form named it, so a decoy is hidden the same way for a
+/// point, a ref, a role and name or a selector: fully transparent, `visibility: hidden` or not
+/// rendered, a box too small to see, outside the viewport, or clipped to nothing by the boxes
+/// of `overflow` containers around it.
+pub const VISIBILITY: &str = r#"function() {
+  const el = this;
+  const doc = el.ownerDocument || document;
+  const win = doc.defaultView || window;
+  let fx = 0, fy = 0;
+  for (let w = win; w && w.frameElement; w = w.parent) {
+    const fr = w.frameElement.getBoundingClientRect();
+    fx += fr.left + w.frameElement.clientLeft; fy += fr.top + w.frameElement.clientTop;
+  }
+  let opacity = 1, clipped = false, why = null;
+  for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
+    const cs = win.getComputedStyle(n);
+    opacity *= parseFloat(cs.opacity);
+    if (!why && cs.display === 'none') why = 'not rendered (display: none)';
+    if (!why && (cs.visibility === 'hidden' || cs.visibility === 'collapse')) why = 'hidden (visibility: hidden)';
+    if ((cs.clipPath && cs.clipPath !== 'none') || (cs.clip && cs.clip !== 'auto')) clipped = true;
+  }
+  if (!why && opacity < 0.05) why = 'fully transparent (opacity ' + (Math.round(opacity * 100) / 100) + ')';
+  const b = el.getBoundingClientRect();
+  // The part of the box a person could see: inside every clipping container and the viewport.
+  let l = b.left, t = b.top, r = b.right, bo = b.bottom;
+  for (let n = el.parentElement; n && n.nodeType === 1; n = n.parentElement) {
+    const cs = win.getComputedStyle(n);
+    if (cs.overflowX !== 'visible' || cs.overflowY !== 'visible' || cs.contain.includes('paint')) {
+      const c = n.getBoundingClientRect();
+      if (n !== doc.documentElement && n !== doc.body) {
+        l = Math.max(l, c.left); t = Math.max(t, c.top); r = Math.min(r, c.right); bo = Math.min(bo, c.bottom);
+      }
+    }
+  }
+  const w0 = Math.max(0, r - l), h0 = Math.max(0, bo - t);
+  const vw = win.innerWidth, vh = win.innerHeight;
+  const vl = Math.max(l, 0), vt = Math.max(t, 0), vr = Math.min(r, vw), vb = Math.min(bo, vh);
+  if (!why && (b.width === 0 || b.height === 0)) why = 'it has no box (zero size)';
+  else if (!why && (w0 === 0 || h0 === 0)) why = 'clipped to nothing by a container around it';
+  else if (!why && (vr <= vl || vb <= vt)) why = 'outside the viewport (at ' + Math.round(b.left + fx) + ', ' + Math.round(b.top + fy) + ')';
+  else if (!why && (vr - vl < 4 || vb - vt < 4)) why = 'too small to see (' + Math.round(vr - vl) + 'x' + Math.round(vb - vt) + ' px)';
+  return { hidden: why, clipped };
+}"#;
+
 /// Whether the topmost element at a point is a layer over an interactive element that is not
 /// its own ancestor (arguments: x, y): a click there reaches the layer, not the control a
 /// person (or a model) sees or expects. See-through, faintly tinted, zero-width-text and

@@ -119,13 +119,14 @@ async fn observes_resolves_and_tears_down_cleanly() {
     };
     let err = sb.resolve(&none, &obs.refs).await.unwrap_err();
     assert!(err.to_string().contains("no element matches"), "{err}");
-    // An element under an overlay is not clickable by role.
+    // An element under an overlay resolves, with the cover in its facts for the gate.
     let hidden = Target::Role {
         role: "button".into(),
         name: "Hidden target".into(),
     };
-    let err = sb.resolve(&hidden, &obs.refs).await.unwrap_err();
-    assert!(err.to_string().contains("covered by"), "{err}");
+    let r = sb.resolve(&hidden, &obs.refs).await.unwrap();
+    let why = r.facts.unseen().expect("covered");
+    assert!(why.contains("covered by"), "{why}");
     // A ref that was never observed is refused.
     let err = sb
         .resolve(&Target::Ref("e999999".into()), &obs.refs)
@@ -173,6 +174,96 @@ async fn a_target_that_moves_before_dispatch_is_not_clicked() {
     assert!(matches!(err, SandboxError::Drift(_)), "{err}");
     let (_, title) = sb.location().await.unwrap();
     assert_eq!(title, "Drift", "nothing may have been clicked");
+    let report = sb.teardown().await;
+    assert!(report.clean(), "{report:?}");
+}
+
+/// A real field and decoys hidden in every way the lab knows, each with its own name, plus a
+/// panel that covers the real field once `#cover` is clicked... by the page itself, on a timer.
+const DECOYS: &str = r#"<!doctype html><title>Decoys</title><body style="margin:0;overflow:hidden">
+<input type=password id=real aria-label="Real" style="position:absolute;left:100px;top:20px;width:300px;height:30px">
+<input type=password id=opacity aria-label="Opacity" style="position:absolute;left:100px;top:80px;width:300px;height:30px;opacity:0">
+<input type=password id=tiny aria-label="Tiny" style="position:absolute;left:100px;top:140px;width:1px;height:1px;padding:0;border:0">
+<input type=password id=offscreen aria-label="Offscreen" style="position:absolute;left:-9999px;top:200px;width:300px;height:30px">
+<input type=password id=clip aria-label="Clip" style="position:absolute;left:100px;top:260px;width:300px;height:30px;clip-path:inset(100%)">
+<input type=password id=covered aria-label="Covered" style="position:absolute;left:100px;top:320px;width:300px;height:30px">
+<div style="position:absolute;left:90px;top:310px;width:320px;height:50px;background:#fff;z-index:5">Promo</div>
+<input type=password id=hidden aria-label="Hidden" style="position:absolute;left:100px;top:380px;width:300px;height:30px;visibility:hidden">
+<div style="position:absolute;left:100px;top:440px;width:0;height:0;overflow:hidden"><input type=password id=zero aria-label="Zero" style="width:300px;height:30px"></div>
+<input type=password id=twin aria-label="Real" style="position:absolute;left:100px;top:500px;width:300px;height:30px;opacity:0">
+<script>setTimeout(() => { const d = document.createElement('div'); d.textContent = 'Late promo';
+d.style = 'position:absolute;left:90px;top:10px;width:320px;height:50px;background:#fff;z-index:5';
+document.body.appendChild(d); }, 1500);</script></body>"#;
+
+#[tokio::test]
+async fn decoys_are_unseen_whatever_form_names_them_and_a_late_cover_stops_dispatch() {
+    let mut sb = open(HashMap::from([("/", DECOYS)]), "decoys").await;
+    sb.execute(
+        &Action::Navigate {
+            url: "http://app.example/".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let obs = sb.observe().await.unwrap();
+    for (id, name) in [
+        ("opacity", "Opacity"),
+        ("tiny", "Tiny"),
+        ("offscreen", "Offscreen"),
+        ("clip", "Clip"),
+        ("covered", "Covered"),
+        ("hidden", "Hidden"),
+        ("zero", "Zero"),
+    ] {
+        let by_css = sb
+            .resolve(&Target::Css(format!("#{id}")), &obs.refs)
+            .await
+            .unwrap();
+        let why = by_css.facts.unseen();
+        assert!(why.is_some(), "#{id} passed as visible: {:?}", by_css.facts);
+        let role = Target::Role {
+            role: "textbox".into(),
+            name: name.into(),
+        };
+        // `visibility: hidden` keeps it out of the accessibility tree: no match at all.
+        match sb.resolve(&role, &obs.refs).await {
+            Ok(r) => assert_eq!(r.facts.unseen(), why, "#{id} by role"),
+            Err(e) => assert_eq!(id, "hidden", "{e}"),
+        }
+        if let Some(r) = obs.refs.iter().find(|r| by_css.facts.node_ref == **r) {
+            let by_ref = sb
+                .resolve(&Target::Ref(r.clone()), &obs.refs)
+                .await
+                .unwrap();
+            assert_eq!(by_ref.facts.unseen(), why, "#{id} by ref");
+        }
+    }
+    // The opacity decoy by point: the same facts.
+    let by_point = sb
+        .resolve(&Target::Point(Point { x: 250.0, y: 95.0 }), &obs.refs)
+        .await
+        .unwrap();
+    assert!(by_point
+        .facts
+        .unseen()
+        .is_some_and(|w| w.contains("fully transparent")));
+    // "Real" names the real field and an invisible twin: the one a person sees is meant.
+    let real = Target::Role {
+        role: "textbox".into(),
+        name: "Real".into(),
+    };
+    let r = sb.resolve(&real, &obs.refs).await.unwrap();
+    assert_eq!(r.facts.unseen(), None, "{:?}", r.facts);
+    let typing = Action::Type {
+        target: Some(real),
+        text: TypedText::Literal("x".into()),
+    };
+    // The page covers the real field after the decision: dispatch refuses.
+    tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+    let err = sb.execute(&typing, Some(&r)).await.unwrap_err();
+    assert!(matches!(err, SandboxError::Drift(_)), "{err}");
+    assert!(err.to_string().contains("covered by"), "{err}");
     let report = sb.teardown().await;
     assert!(report.clean(), "{report:?}");
 }
@@ -555,7 +646,6 @@ async fn points_over_overlays_and_foreign_frames_are_described_for_the_gate() {
         "{:?}",
         r.facts
     );
-    // A plain click on the real button elsewhere is unaffected.
     let twin = sb
         .resolve(
             &Target::Role {
@@ -565,10 +655,11 @@ async fn points_over_overlays_and_foreign_frames_are_described_for_the_gate() {
             &obs.refs,
         )
         .await;
-    assert!(
-        twin.is_err(),
-        "role target under an overlay fails closed: {twin:?}"
-    );
+    // By role, the button under the overlay resolves with the cover in its facts: the gate
+    // refuses it as it refuses the point.
+    let twin = twin.unwrap();
+    assert!(twin.facts.covered_by.is_some(), "{:?}", twin.facts);
+    assert!(twin.facts.unseen().is_some());
     let report = sb.teardown().await;
     assert!(report.clean(), "{report:?}");
 }

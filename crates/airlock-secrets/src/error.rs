@@ -159,6 +159,10 @@ pub enum SecretDenied {
         frame: String,
         top: String,
     },
+    /// The field is one a person cannot see or would not reach (a decoy), however the target
+    /// was named.
+    #[error("secret `{name}` is not typed into a field a person cannot see or reach: {why}")]
+    FieldNotVisible { name: String, why: String },
     #[error("typing literal text into a password field is denied; use a `{{{{secret:NAME}}}}` placeholder the host fills")]
     LiteralIntoPasswordField,
     /// Deliberately does not name the secret: naming it would confirm a guess to the model.
@@ -179,6 +183,7 @@ impl SecretDenied {
             SecretDenied::BadUrl { .. } => "secret.bad_url",
             SecretDenied::PageNotTopFrame { .. } => "secret.page_not_top_frame",
             SecretDenied::CrossOriginFrame { .. } => "secret.cross_origin_frame",
+            SecretDenied::FieldNotVisible { .. } => "secret.field_not_visible",
             SecretDenied::LiteralIntoPasswordField => "secret.literal_into_password_field",
             SecretDenied::LiteralContainsSecret => "secret.literal_contains_secret",
         }
