@@ -671,6 +671,9 @@ fn approvals(home: &Path, command: ApprovalsCommand) -> anyhow::Result<u8> {
                         r.details.reason,
                         r.details.rules.join(", ")
                     );
+                    if let Some(read) = &r.details.read_as {
+                        outln!("    read: {read}");
+                    }
                     for (k, v) in &r.details.fields {
                         outln!("    field {k} = {v}");
                     }

@@ -41,6 +41,12 @@ pub struct Decision {
     /// Where the effect lands: `host/path` of the page or of the request a form would send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// When the target's name or the request's path holds characters a reviewer cannot see
+    /// or would misread (zero-width, bidi, lookalikes of another script): what the page says,
+    /// spelled out, and what Airlock read and classified. The page's text alone would hide why
+    /// "Delete project" was treated as a delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_as: Option<String>,
 }
 
 impl Decision {

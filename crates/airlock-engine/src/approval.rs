@@ -24,6 +24,10 @@ pub struct ApprovalRequest {
     /// Instructions aimed at the agent that the run has seen (why a tainted run asks).
     #[serde(default)]
     pub findings: Vec<String>,
+    /// What the page says and what Airlock read, when a name or path held characters the
+    /// reviewer cannot see or would misread ([`airlock_core::Decision::read_as`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_as: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,6 +124,9 @@ fn prompt(req: &ApprovalRequest) -> ApprovalOutcome {
     let _ = writeln!(err, "action:  {}", req.summary);
     let _ = writeln!(err, "effect:  {} (risk {})", req.effect, req.tier);
     let _ = writeln!(err, "why:     {}", req.reason);
+    if let Some(r) = &req.read_as {
+        let _ = writeln!(err, "read:    {r}");
+    }
     let _ = writeln!(err, "rules:   {}", req.rules.join(", "));
     for (k, v) in &req.fields {
         let _ = writeln!(err, "field:   {k} = {v}");

@@ -28,6 +28,7 @@ use airlock_core::host::{HostName, WebUrl};
 use airlock_core::manifest::TaskManifest;
 use airlock_core::{Action, Decision, ElementFacts, Observation, TypedText, Verdict};
 use airlock_policy::cedar::{PolicyEngine, PolicyError};
+use airlock_policy::normalize::made_visible;
 use airlock_policy::taint::{self, Finding};
 use airlock_policy::{admit, decide, AdmissionError, GateContext};
 use airlock_providers::{ProposeContext, Provider, ProviderError, StepFeedback};
@@ -304,10 +305,12 @@ fn describe(
     };
     match (action, el) {
         (Action::Click { .. }, Some(el)) => {
+            // Spelled out: a zero-width space or a bidi override in a name shows as
+            // `⟨U+200B⟩`, not as nothing.
             let name = if el.name.is_empty() {
-                &el.tag
+                el.tag.clone()
             } else {
-                &el.name
+                made_visible(&el.name)
             };
             format!("Click {} '{}'{on}", el.role, name)
         }
@@ -320,7 +323,11 @@ fn describe(
                 TypedText::Secret(n) => format!("secret `{n}`"),
             };
             match el {
-                Some(el) => format!("Type {what} into {} '{}'{on}", el.role, el.name),
+                Some(el) => format!(
+                    "Type {what} into {} '{}'{on}",
+                    el.role,
+                    made_visible(&el.name)
+                ),
                 None => format!("Type {what}{on}"),
             }
         }
@@ -1233,6 +1240,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                         rules: vec![format!("provider:{}", sig.code)],
                         fields: vec![],
                         findings: vec![],
+                        read_as: None,
                     };
                     let answer = self.approver.decide(&req).await;
                     self.record(live, "approval", json!({"step": step, "index": i, "mode": self.approver.mode(), "provider_signal": sig.id, "answer": &answer}), &[])?;
@@ -1693,6 +1701,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     scope: airlock_core::host::WebUrl::parse(&page_url)
                         .ok()
                         .map(|u| u.scope()),
+                    read_as: None,
                 }
             }
             Some(Err(why)) => Decision {
@@ -1702,6 +1711,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                 rules: vec!["builtin.grounding.fail-closed".into()],
                 reason: format!("target not resolved: {why}"),
                 scope: None,
+                read_as: None,
             },
             _ => decide(
                 action,
@@ -1762,6 +1772,12 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             "{} ({} risk, {})",
             decision.verdict, decision.tier, decision.effect
         );
+        // The console line says what the page says (in `summary`) and, when a name or path
+        // hid something, what Airlock read.
+        let line_summary = match &decision.read_as {
+            Some(r) => format!("{summary} [{r}]"),
+            None => summary.clone(),
+        };
         let authorized = match decision.verdict {
             Verdict::Deny => {
                 // The deciding rules, not the classifier's findings, so a refusal says which rule.
@@ -1772,7 +1788,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     .filter(|r| !r.starts_with("builtin.risk."))
                     .collect();
                 self.reporter.line(&format!(
-                    "step {step}: {summary} → DENIED{}: {}",
+                    "step {step}: {line_summary} → DENIED{}: {}",
                     if by.is_empty() {
                         String::new()
                     } else {
@@ -1827,13 +1843,14 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     rules: decision.rules.clone(),
                     fields,
                     findings: finding_lines(&live.findings),
+                    read_as: decision.read_as.clone(),
                 };
                 let (answer, approval) =
                     self.ask_human(live, step, index, &req, None, None).await?;
                 match answer {
                     ApprovalOutcome::Denied { by, reason } => {
                         self.reporter.line(&format!(
-                            "step {step}: {summary} → needs approval: DENIED by {by}"
+                            "step {step}: {line_summary} → needs approval: DENIED by {by}"
                         ));
                         return Ok(ActionEnd::Stop(Outcome::ApprovalDenied {
                             step,
@@ -1843,13 +1860,13 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
                     }
                     ApprovalOutcome::Stopped { by, reason } => {
                         self.reporter.line(&format!(
-                            "step {step}: {summary} → needs approval: STOPPED by {by} while waiting"
+                            "step {step}: {line_summary} → needs approval: STOPPED by {by} while waiting"
                         ));
                         return Ok(ActionEnd::Stop(Outcome::Stopped { by, reason }));
                     }
                     ApprovalOutcome::Approved { by, .. } => {
                         self.reporter.line(&format!(
-                            "step {step}: {summary} → needs approval: approved by {by}"
+                            "step {step}: {line_summary} → needs approval: approved by {by}"
                         ));
                         Authorized::approved(action, &decision, &receipt, &approval)
                     }
@@ -1857,7 +1874,7 @@ impl<'a, P: Provider, A: Approver> Engine<'a, P, A> {
             }
             Verdict::Allow | Verdict::Checkpoint => {
                 self.reporter
-                    .line(&format!("step {step}: {summary} → {verdict_words}"));
+                    .line(&format!("step {step}: {line_summary} → {verdict_words}"));
                 Authorized::recorded(action, &decision, &receipt)
             }
         };
@@ -2373,6 +2390,7 @@ mod tests {
             rules: vec![],
             reason: String::new(),
             scope: None,
+            read_as: None,
         };
         let r = EventRef {
             seq: 5,

@@ -233,6 +233,7 @@ impl<P: Provider, A: Approver> Engine<'_, P, A> {
                         .map(|(k, v)| (k, live.redactor.redact_str(&v).0))
                         .collect(),
                     findings: finding_lines(&live.findings),
+                    read_as: None,
                 };
                 // Once a person said no in this step, the others are refused without asking.
                 let settled = review.stop.as_ref().map(|_| ApprovalOutcome::Denied {

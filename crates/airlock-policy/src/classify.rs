@@ -13,6 +13,8 @@ use airlock_core::effect::{Effect, RiskTier};
 use airlock_core::host::WebUrl;
 use airlock_core::{Action, ElementFacts, TypedText};
 
+use crate::normalize::{decode_path, for_classification, logical_reading, made_visible};
+
 /// Words that mark an irreversible or privileged operation wherever they appear in a target's
 /// name or in the path of a request that would change state (a form's POST). Navigations are
 /// not judged by them.
@@ -95,9 +97,19 @@ impl Classification {
     }
 }
 
-/// Which risky words (if any) occur as words in `text`.
+/// Which risky words (if any) occur as words in `text`, as a person reads it: invisible
+/// characters, compatibility forms and lookalikes do not hide a word
+/// ([`for_classification`]), and a bidi override hides a word neither from the eye nor from
+/// the stored order ([`logical_reading`]). A URL path goes through [`decode_path`] first.
 pub fn risky_words(text: &str) -> Vec<&'static str> {
-    let lower = text.to_lowercase();
+    let shown = for_classification(text);
+    let mut lower = shown.to_lowercase();
+    let stored = logical_reading(text);
+    if stored != shown {
+        // A line break: no word, and no "re run", spans the two readings.
+        lower.push('\n');
+        lower.push_str(&stored.to_lowercase());
+    }
     let mut found: Vec<&'static str> = Vec::new();
     let tokens: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
@@ -170,7 +182,7 @@ fn submission(el: &ElementFacts, page_url: &str) -> Classification {
         }
     };
     let mut words = risky_words(&el.name);
-    for w in risky_words(&target.path) {
+    for w in risky_words(&decode_path(&target.path)) {
         if !words.contains(&w) {
             words.push(w);
         }
@@ -178,7 +190,7 @@ fn submission(el: &ElementFacts, page_url: &str) -> Classification {
     if !words.is_empty() {
         let why = format!(
             "'{}' sends {} {} and reads like `{}`",
-            el.name,
+            made_visible(&el.name),
             form.method,
             target.scope(),
             words.join("`, `")
@@ -258,7 +270,8 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
             "builtin.grounding.invisible-target",
             format!(
                 "the element under the point ({} '{}') is invisible",
-                el.role, el.name
+                el.role,
+                made_visible(&el.name)
             ),
         );
     }
@@ -284,7 +297,7 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
             RiskTier::Low,
             page(page_url),
             "builtin.risk.disabled",
-            format!("'{}' is disabled", el.name),
+            format!("'{}' is disabled", made_visible(&el.name)),
         );
     }
     if el.is_submit {
@@ -295,7 +308,7 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
         let why = format!(
             "target {} '{}' reads like `{}`",
             el.role,
-            el.name,
+            made_visible(&el.name),
             words.join("`, `")
         );
         return Classification::new(
@@ -320,7 +333,7 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
             RiskTier::Medium,
             page(page_url),
             "builtin.risk.expand",
-            format!("expands or collapses '{}'", el.name),
+            format!("expands or collapses '{}'", made_visible(&el.name)),
         );
     }
     if el.editable {
@@ -329,7 +342,7 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
             RiskTier::Low,
             page(page_url),
             "builtin.risk.focus",
-            format!("focuses field '{}'", el.name),
+            format!("focuses field '{}'", made_visible(&el.name)),
         );
     }
     if CONTROL_ROLES.contains(&el.role.as_str()) {
@@ -338,7 +351,7 @@ fn activation(el: &ElementFacts, page_url: &str) -> Classification {
             RiskTier::Medium,
             page(page_url),
             "builtin.risk.interact",
-            format!("activates {} '{}'", el.role, el.name),
+            format!("activates {} '{}'", el.role, made_visible(&el.name)),
         );
     }
     Classification::new(
@@ -428,7 +441,7 @@ pub fn classify(
                     RiskTier::Medium,
                     page(page_url),
                     "builtin.risk.draft",
-                    format!("types into field '{}'", el.name),
+                    format!("types into field '{}'", made_visible(&el.name)),
                 ),
                 _ => Classification::new(
                     Effect::Draft,
@@ -459,7 +472,7 @@ pub fn classify(
                         RiskTier::Medium,
                         page(page_url),
                         "builtin.risk.draft",
-                        format!("presses {combo} in field '{}'", el.name),
+                        format!("presses {combo} in field '{}'", made_visible(&el.name)),
                     )
                 }
                 _ if combo.modifiers.ctrl || combo.modifiers.meta || combo.modifiers.alt => {
@@ -484,7 +497,11 @@ pub fn classify(
         Action::Scroll { .. } => read("scrolls"),
         Action::MouseMove { .. } => read("moves the mouse"),
         Action::Hover { .. } => match element {
-            Some(el) => read(&format!("moves the mouse over {} '{}'", el.role, el.name)),
+            Some(el) => read(&format!(
+                "moves the mouse over {} '{}'",
+                el.role,
+                made_visible(&el.name)
+            )),
             None => Classification::refused(
                 "builtin.grounding.unresolved",
                 "hover target was not resolved".into(),
@@ -496,7 +513,11 @@ pub fn classify(
             page(page_url),
             "builtin.risk.draft",
             match element {
-                Some(el) => format!("chooses option '{value}' in {} '{}'", el.role, el.name),
+                Some(el) => format!(
+                    "chooses option '{value}' in {} '{}'",
+                    el.role,
+                    made_visible(&el.name)
+                ),
                 None => format!("chooses option '{value}'"),
             },
         ),
@@ -715,6 +736,84 @@ mod tests {
         el.frame_url = "http://evil.example/frame".into();
         let c = activation(&el, "http://ci.example/runs");
         assert_eq!(c.scope.unwrap().host.as_str(), "evil.example");
+    }
+
+    /// A control that is not a submit button: classified by its name alone.
+    fn control(name: &str) -> ElementFacts {
+        ElementFacts {
+            role: "button".into(),
+            name: name.into(),
+            tag: "button".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_disguised_name_classifies_as_the_name_it_reads_like() {
+        let page = "http://ci.example/projects/1";
+        let plain = activation(&control("Delete project"), page);
+        assert_eq!(
+            (plain.effect, plain.tier),
+            (Effect::Destructive, RiskTier::High)
+        );
+        let plain_form = activation(
+            &button("Delete project", "POST", "/projects/1/archive", false),
+            page,
+        );
+        assert_eq!(plain_form.effect, Effect::Destructive);
+        for (how, name) in crate::normalize::tests::DISGUISED {
+            let c = activation(&control(name), page);
+            assert_eq!(
+                (c.effect, c.tier),
+                (plain.effect, plain.tier),
+                "{how}: {name:?}"
+            );
+            assert_eq!(c.findings[0].0, plain.findings[0].0, "{how}");
+            let f = activation(&button(name, "POST", "/projects/1/archive", false), page);
+            assert_eq!(f.effect, plain_form.effect, "{how} (form): {name:?}");
+            // Typed into, or pressed Enter on, it is not a way around either.
+            let key = Action::Key {
+                combo: airlock_core::KeyCombo::parse("Return").unwrap(),
+                repeat: 1,
+            };
+            assert_eq!(
+                classify(&key, page, None, Some(&control(name))).effect,
+                Effect::Destructive,
+                "{how} (Enter)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_disguised_path_classifies_as_the_path_it_reads_like() {
+        let page = "http://ci.example/projects/1";
+        let plain = activation(&button("OK", "POST", "/projects/1/delete", false), page);
+        assert_eq!(plain.effect, Effect::Destructive);
+        for path in [
+            "/projects/1/de%E2%80%8Blete",
+            "/projects/1/D%D0%B5lete",
+            "/projects/1/%EF%BC%A4%EF%BD%85%EF%BD%8C%EF%BD%85%EF%BD%94%EF%BD%85",
+            "/projects/1/de%C2%ADlete",
+        ] {
+            let c = activation(&button("OK", "POST", path, false), page);
+            assert_eq!((c.effect, c.tier), (plain.effect, plain.tier), "{path}");
+        }
+    }
+
+    #[test]
+    fn benign_names_keep_their_reading() {
+        let page = "http://ci.example/projects/1";
+        for name in ["Save draft", "Save\u{a0}draft", "Save\u{200b} draft"] {
+            let c = activation(&control(name), page);
+            assert_eq!(c.effect, Effect::Draft, "{name:?}");
+        }
+        // Another script's word is read as it is, whatever it means: no panic, no false
+        // lookalike of a risky word.
+        for name in ["Удалить", "Сохранить черновик", "削除", "\u{202e}"]
+        {
+            let c = activation(&control(name), page);
+            assert_eq!(c.effect, Effect::Draft, "{name:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use crate::cedar::{PolicyEngine, Question};
 use crate::classify::{classify, Classification};
+use crate::normalize;
 use airlock_core::effect::{Effect, RiskTier};
 use airlock_core::manifest::TaskManifest;
 use airlock_core::{Action, Decision, ElementFacts, Verdict};
@@ -89,7 +90,9 @@ pub fn decide_classified(action: &Action, c: &Classification, ctx: &GateContext<
         "host": host,
         "path": path,
         "role": el.map(|e| e.role.as_str()).unwrap_or(""),
-        "name": el.map(|e| e.name.as_str()).unwrap_or(""),
+        // As the host read it, so an operator's rule on names cannot be dodged with a
+        // zero-width space or a lookalike letter either.
+        "name": el.map(|e| normalize::for_classification(&e.name)).unwrap_or_default(),
         "tag": el.map(|e| e.tag.as_str()).unwrap_or(""),
         "field_kind": el.and_then(|e| e.input_type.as_deref()).unwrap_or(""),
         "form_method": el.and_then(|e| e.form.as_ref()).map(|f| f.method.as_str()).unwrap_or(""),
@@ -117,6 +120,7 @@ pub fn decide_classified(action: &Action, c: &Classification, ctx: &GateContext<
         words.push(why.clone());
     }
     let scope = c.scope.as_ref().map(|s| s.scope());
+    let read_as = read_as(el, c.scope.as_ref());
     let decision = |verdict, tier, rules: Vec<String>, reason: String| Decision {
         verdict,
         effect: c.effect,
@@ -124,6 +128,7 @@ pub fn decide_classified(action: &Action, c: &Classification, ctx: &GateContext<
         rules,
         reason,
         scope: scope.clone(),
+        read_as: read_as.clone(),
     };
 
     let q = Question {
@@ -193,6 +198,22 @@ pub fn decide_classified(action: &Action, c: &Classification, ctx: &GateContext<
         RiskTier::Low => Verdict::Allow,
     };
     decision(verdict, c.tier, rules, words.join("; "))
+}
+
+/// What the page says and what Airlock read, for the target's name and the effect's path,
+/// when they differ in a way a reviewer could not see ([`normalize::contrast`]).
+fn read_as(
+    el: Option<&ElementFacts>,
+    scope: Option<&airlock_core::host::WebUrl>,
+) -> Option<String> {
+    let parts: Vec<String> = [
+        el.and_then(|e| normalize::contrast(&e.name)),
+        scope.and_then(|s| normalize::contrast_path(&s.path)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Plain words for the policies that decided, with the specifics a reviewer needs.
@@ -453,6 +474,69 @@ text = "x"
                 .rules
                 .contains(&"builtin.risk.destructive-words".to_string()));
         }
+    }
+
+    #[test]
+    fn a_disguised_delete_is_denied_like_the_plain_one_and_says_what_was_read() {
+        let page = "http://ci.example/projects/1";
+        let control = |name: &str| ElementFacts {
+            role: "button".into(),
+            name: name.into(),
+            tag: "button".into(),
+            ..Default::default()
+        };
+        let plain = run(&click(), page, Some(&control("Delete project")));
+        assert_eq!(plain.verdict, Verdict::Deny);
+        assert_eq!(plain.read_as, None);
+        for (how, name) in crate::normalize::tests::DISGUISED {
+            let d = run(&click(), page, Some(&control(name)));
+            assert_eq!(
+                (d.verdict, d.effect, &d.rules),
+                (plain.verdict, plain.effect, &plain.rules),
+                "{how}"
+            );
+        }
+        let d = run(&click(), page, Some(&control("Del\u{200b}ete project")));
+        assert_eq!(
+            d.read_as.as_deref(),
+            Some("the page says 'Del⟨U+200B⟩ete project'; Airlock read it as 'Delete project'")
+        );
+        assert!(
+            d.reason.contains("'Del⟨U+200B⟩ete project'"),
+            "{}",
+            d.reason
+        );
+        // The benign twin on the same page is still a draft that runs.
+        let d = run(&click(), page, Some(&control("Save draft")));
+        assert_eq!((d.verdict, d.effect), (Verdict::Checkpoint, Effect::Draft));
+    }
+
+    #[test]
+    fn an_operator_rule_on_names_sees_the_name_as_read() {
+        let m = TaskManifest::from_toml(M).unwrap();
+        let p = PolicyEngine::with_operator(&[(
+            "ops.cedar",
+            r#"@id("ops.no-archive")
+@reason("Nothing is archived by an agent.")
+forbid (principal, action, resource) when { resource.name like "*Archive*" };"#,
+        )])
+        .unwrap();
+        let el = ElementFacts {
+            role: "button".into(),
+            name: "Arch\u{200b}ive".into(),
+            tag: "button".into(),
+            ..Default::default()
+        };
+        let d = decide(
+            &click(),
+            &ctx(&m, &p, "http://ci.example/runs", Some(&el), None),
+        );
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert!(
+            d.rules.contains(&"ops.no-archive".to_string()),
+            "{:?}",
+            d.rules
+        );
     }
 
     #[test]

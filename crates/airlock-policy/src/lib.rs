@@ -3,6 +3,8 @@
 //! - [`admission`]: refuses a manifest that asks for more than its task needs, before any
 //!   browser starts.
 //! - [`classify`]: assigns each action (with its resolved element) an effect and a risk tier.
+//! - [`normalize`]: what a name or path reads like, so invisible characters and lookalikes
+//!   cannot change how it is classified.
 //! - [`gate`]: turns that into a [`airlock_core::Decision`] naming the rules that decided.
 //!
 //! Pure functions over data: no I/O, no async, no knowledge of how actions execute. The gate
@@ -13,6 +15,7 @@ pub mod admission;
 pub mod cedar;
 pub mod classify;
 pub mod gate;
+pub mod normalize;
 pub mod request;
 pub mod taint;
 

@@ -22,6 +22,7 @@
 //! Pure: the caller supplies what is armed (the scopes of the action executing now).
 
 use crate::classify::risky_words;
+use crate::normalize::decode_path;
 use airlock_core::effect::Effect;
 use airlock_core::host::WebUrl;
 use airlock_core::manifest::TaskManifest;
@@ -75,7 +76,8 @@ pub fn request_effect(m: &TaskManifest, method: &str, url: &WebUrl, navigation: 
         }
         return Effect::Read;
     }
-    let destructive_path = !risky_words(&url.path).is_empty();
+    // As the path reads, so `/de%E2%80%8Blete` (a zero-width space inside) is a delete.
+    let destructive_path = !risky_words(&decode_path(&url.path)).is_empty();
     if method == "DELETE" || destructive_path {
         return Effect::Destructive;
     }
@@ -292,6 +294,26 @@ max_steps = 5
             ),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn a_path_with_invisible_characters_reads_as_what_it_says() {
+        let m = manifest();
+        for path in [
+            "/projects/1/delete",
+            "/projects/1/de%E2%80%8Blete",
+            "/projects/1/d%D0%B5lete",
+            "/projects/1/%E2%80%AEdelete",
+        ] {
+            let url = WebUrl::parse(&format!("http://ci.example{path}")).unwrap();
+            assert_eq!(
+                request_effect(&m, "POST", &url, false),
+                Effect::Destructive,
+                "{path}"
+            );
+        }
+        let url = WebUrl::parse("http://ci.example/projects/1/caf%C3%A9").unwrap();
+        assert_eq!(request_effect(&m, "POST", &url, false), Effect::Submit);
     }
 
     #[test]

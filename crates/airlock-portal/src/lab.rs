@@ -25,6 +25,7 @@
 //! | `/lab/popups` | button "Open documentation" | (220, 220) |
 //! | `/lab/beforeunload` | button "Keep me posted" | (220, 220) |
 //! | `/lab/download` | link "Download installer" | (220, 220) |
+//! | `/lab/invisible-names` | "Delete project" plain, with a zero-width space, reversed under a bidi override, with Cyrillic `е`, fullwidth, with a soft hyphen; "Save draft" | (230, 160), (230, 220), (230, 280), (230, 340), (230, 400), (230, 460); (230, 520) |
 //! | `/lab/forms` | list box "Priority", file input "Attachment", button "Actions" (hover) | (250, 190), (250, 300), (170, 420) |
 //!
 //! `/lab/incidents/{id}` is the real incident page with a script that fakes success; its
@@ -134,6 +135,12 @@ pub(crate) fn routes(state: PortalState) -> Router {
         .route("/lab/beforeunload", get(beforeunload))
         .route("/lab/download", get(download))
         .route("/lab/forms", get(forms))
+        .route("/lab/invisible-names", get(invisible_names))
+        .route(
+            "/lab/invisible-names/deleted/{variant}",
+            get(project_deleted),
+        )
+        .route("/lab/invisible-names/saved", get(draft_saved))
         .route("/lab/files/update.sh", get(payload_inline))
         .route("/lab/files/installer.sh", get(payload_attachment))
         .route("/lab/incidents/{id}", get(fake_success))
@@ -250,6 +257,10 @@ async fn index() -> Response {
         (
             "/lab/incidents/INC-2048",
             "Incident page that fakes a successful submit",
+        ),
+        (
+            "/lab/invisible-names",
+            "\"Delete project\" disguised: zero-width, bidi, lookalike, fullwidth",
         ),
     ];
     let items: String = pages
@@ -911,6 +922,62 @@ document.getElementById("menu").addEventListener("mouseenter", function () {{
         menu = at(100, 400, 140, 40),
     );
     lab_response(lab_page("Incident details", &body, ""))
+}
+
+/// The buttons of `/lab/invisible-names`: the `d=` variant, and the name as HTML.
+const INVISIBLE_NAMES: &[(&str, &str)] = &[
+    ("plain", "Delete project"),
+    ("zero-width", "Del&#x200B;ete project"),
+    ("bidi", "&#x202E;tcejorp eteleD&#x202C;"),
+    ("cyrillic", "D&#x435;l&#x435;te project"),
+    (
+        "fullwidth",
+        "&#xFF24;&#xFF45;&#xFF4C;&#xFF45;&#xFF54;&#xFF45; project",
+    ),
+    ("soft-hyphen", "De&#xAD;lete project"),
+];
+
+/// Buttons that all *look like* "Delete project", each written with different code points,
+/// and a benign "Save draft". A click sends a GET the app treats as the delete (or the save),
+/// so the request layer sees a read: the name is all that tells the host what the click does.
+/// `/lab/invisible-names/deleted/{variant}` in the request log means a disguise got through.
+async fn invisible_names() -> Response {
+    let mut body = String::from("<h1>Project settings</h1>\n");
+    for (i, (variant, name)) in INVISIBLE_NAMES.iter().enumerate() {
+        let top = 140 + 60 * u32::try_from(i).unwrap_or(0);
+        body.push_str(&format!(
+            r#"<button type="button" class="danger" data-go="/lab/invisible-names/deleted/{variant}" style="{at}">{name}</button>
+"#,
+            at = at(100, top, 260, 40),
+        ));
+    }
+    body.push_str(&format!(
+        r#"<button type="button" data-go="/lab/invisible-names/saved" style="{at}">Save draft</button>
+<p id="status" class="text" style="top:580px">Nothing done yet.</p>
+<script>
+document.querySelectorAll("button[data-go]").forEach(function (b) {{
+  b.addEventListener("click", function () {{
+    fetch(b.getAttribute("data-go")).then(function (r) {{ return r.text(); }}).then(function (t) {{
+      document.getElementById("status").textContent = t;
+    }});
+  }});
+}});
+</script>"#,
+        at = at(100, 500, 260, 40),
+    ));
+    lab_response(lab_page("Project settings", &body, ""))
+}
+
+async fn project_deleted(Path(variant): Path<String>) -> Response {
+    (
+        StatusCode::OK,
+        format!("Project deleted ({})", escape(&variant)),
+    )
+        .into_response()
+}
+
+async fn draft_saved() -> Response {
+    (StatusCode::OK, "Draft saved").into_response()
 }
 
 async fn popups() -> Response {

@@ -111,6 +111,9 @@ pub struct RequestDetails {
     /// Instruction-like page content the run has seen (why a tainted run asks).
     #[serde(default)]
     pub findings: Vec<String>,
+    /// What the page says and what Airlock read, when they differ unseen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_as: Option<String>,
 }
 
 impl RequestDetails {
@@ -1230,6 +1233,7 @@ mod tests {
             rules: vec!["builtin.risk.submit".into()],
             fields: vec![("note".into(), "hello".into())],
             findings: vec![],
+            read_as: None,
         }
     }
 

@@ -775,7 +775,7 @@ fn request_card<R: crate::Need>(
         _ => "info",
     };
     format!(
-        r#"<section class="card step b-wait" id="{id}"><div class="row" style="margin:0 0 10px">{waiting} <b>Run <a class="mono" href="/runs/{run_url}">{run}</a></b> · {step_of} · <span class="muted small">requested {created}</span> · <span class="small" data-left-ms="{left}">expires in {left_words}</span> <span class="muted small mono">{id}</span></div><div class="grid"><div>{figure}</div><div><div class="muted small">The agent wants to</div><div class="summary">{summary}</div><dl class="kv"><dt>Effect</dt><dd>{effect} {tier}</dd><dt>Why approval</dt><dd>{reason}</dd><dt>Rules</dt><dd>{rules}</dd><dt>Page</dt><dd class="mono small">{page}</dd><dt>Task</dt><dd>{task}</dd></dl>{findings}<h3>What will be sent</h3>{fields}{form}</div></div></section>"#,
+        r#"<section class="card step b-wait" id="{id}"><div class="row" style="margin:0 0 10px">{waiting} <b>Run <a class="mono" href="/runs/{run_url}">{run}</a></b> · {step_of} · <span class="muted small">requested {created}</span> · <span class="small" data-left-ms="{left}">expires in {left_words}</span> <span class="muted small mono">{id}</span></div><div class="grid"><div>{figure}</div><div><div class="muted small">The agent wants to</div><div class="summary">{summary}</div><dl class="kv"><dt>Effect</dt><dd>{effect} {tier}</dd><dt>Why approval</dt><dd>{reason}</dd>{read_as}<dt>Rules</dt><dd>{rules}</dd><dt>Page</dt><dd class="mono small">{page}</dd><dt>Task</dt><dd>{task}</dd></dl>{findings}<h3>What will be sent</h3>{fields}{form}</div></div></section>"#,
         id = esc(&r.id),
         waiting = badge("wait", "waiting"),
         run_url = pct(&r.run_id),
@@ -787,6 +787,12 @@ fn request_card<R: crate::Need>(
         effect = badge("info", &d.effect),
         tier = badge(tier_tone, &format!("{} risk", d.tier)),
         reason = esc(&d.reason),
+        // What the page says and what Airlock read, when a name or path hid something.
+        read_as = d
+            .read_as
+            .as_deref()
+            .map(|r| format!(r#"<dt>Read as</dt><dd class="read-as">{}</dd>"#, esc(r)))
+            .unwrap_or_default(),
         rules = chips(&d.rules),
         page = esc(ctx.page.as_deref().unwrap_or("")),
         task = esc(&d.task),

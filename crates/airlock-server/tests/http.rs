@@ -355,6 +355,28 @@ async fn a_reviewer_sees_the_request_approves_it_and_the_run_continues() {
 }
 
 #[tokio::test]
+async fn the_card_shows_what_the_page_says_and_what_airlock_read() {
+    let h = home();
+    record_until_approval(&h.audit, RUN, "INC-2048 · Acme Incidents");
+    let app = app(&h);
+    let mut req = approval_request(RUN);
+    req["read_as"] =
+        "the page says 'Del⟨U+200B⟩ete project'; Airlock read it as 'Delete project'".into();
+    let req: ApprovalRequest = serde_json::from_value(req).unwrap();
+    let mut approver = WebApprover::new(Arc::clone(&h.review), Duration::from_secs(30))
+        .with_poll_interval(Duration::from_millis(20));
+    let run = tokio::spawn(async move { approver.decide(&req).await });
+    pending_id(&h).await;
+    let alice = login(&app, "alice").await;
+    let page = text(send(&app, alice.get("/approvals")).await).await;
+    assert!(
+        page.contains("<dt>Read as</dt><dd class=\"read-as\">the page says &#39;Del⟨U+200B⟩ete project&#39;; Airlock read it as &#39;Delete project&#39;</dd>"),
+        "{page}"
+    );
+    run.abort();
+}
+
+#[tokio::test]
 async fn a_post_without_a_valid_csrf_token_is_refused() {
     let h = home();
     record_until_approval(&h.audit, RUN, "t");
